@@ -1,0 +1,40 @@
+"""What the online services need from a trained model, independent of training code.
+
+A registry version's `serving/` artifact directory is loaded into an object that
+satisfies `ServingModel`; the services only use this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from newsrec.data.types import NewsArticle
+
+
+class ServingModel(Protocol):
+    model_version: str
+    dim: int  # dimension of user and news vectors (inner-product space)
+
+    def news_ids(self) -> list[str]:
+        """Ids of the news with precomputed vectors, in row order of `news_vectors()`."""
+        ...
+
+    def news_vectors(self) -> np.ndarray:
+        """(N, dim) float32 news-tower output for every known article."""
+        ...
+
+    def encode_user(self, history: Sequence[str]) -> tuple[np.ndarray, int]:
+        """User vector (dim,) from click history (most recent last); unknown ids are
+        skipped and their count returned."""
+        ...
+
+    def rank(self, user_vector: np.ndarray, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """Ranker scores (len(candidates),) in one batched forward pass."""
+        ...
+
+    def encode_news(self, article: NewsArticle, text_vector: np.ndarray) -> np.ndarray:
+        """News-tower vector for a new (cold-start) article from its text embedding and entities."""
+        ...

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Everything `make test` checks after lint: generated code is current, deployment
+# manifests render and validate, and the pytest suite passes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+
+for check in scripts/check-protos.sh scripts/check-deploy.sh; do
+  if [[ -f "$check" ]]; then
+    echo "== $check"
+    bash "$check"
+  fi
+done
+
+echo "== pytest"
+set +e
+"$VENV/bin/pytest" -q tests
+rc=$?
+set -e
+if [[ $rc -eq 5 ]]; then
+  echo "pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit $rc
