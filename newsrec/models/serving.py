@@ -7,7 +7,8 @@ satisfies `ServingModel`; the services only use this protocol.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,10 +32,27 @@ class ServingModel(Protocol):
         skipped and their count returned."""
         ...
 
-    def rank(self, user_vector: np.ndarray, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        """Ranker scores (len(candidates),) in one batched forward pass."""
+    def rank(
+        self,
+        user_vector: np.ndarray,
+        history: Sequence[str],
+        candidates: Sequence[str],
+        now: datetime | float | None = None,
+    ) -> np.ndarray:
+        """Ranker scores (len(candidates),) in one batched forward pass. `now` (request
+        time, for freshness) defaults to the artifact's data clock; unknown candidates
+        score as articles with a zero vector and no metadata."""
         ...
 
     def encode_news(self, article: NewsArticle, text_vector: np.ndarray) -> np.ndarray:
         """News-tower vector for a new (cold-start) article from its text embedding and entities."""
+        ...
+
+    def add_news(self, article: NewsArticle, vector: np.ndarray, first_seen: datetime | None = None) -> None:
+        """Register a cold-start article (vector from `encode_news`) so `rank` knows its
+        vector, category and entities."""
+        ...
+
+    def news_metadata(self, news_id: str) -> dict[str, Any] | None:
+        """`{"category", "entities", "popularity", "first_seen", "known"}` or None."""
         ...

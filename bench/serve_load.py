@@ -1,0 +1,499 @@
+"""Load test of the Recommend path over gRPC, with a bare echo RPC server as the floor.
+
+Starts the services itself (one service per process plus a private redis-server, and/or
+`newsrec serve --all`), then for each target runs a closed loop at several concurrency
+levels and an open loop at a fixed rate (latency measured from the scheduled send time,
+so a slow server cannot hide queueing). Prints tables, writes JSON and PNG plots.
+
+    .venv/bin/python bench/serve_load.py --serving RUN/serving --news DATA/train/news.tsv \
+        --behaviors DATA/dev/behaviors.tsv --modes split,all --rate 100 --duration 60
+
+Everything runs on loopback and stops by itself; all child processes are killed on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc  # noqa: E402
+
+ECHO_METHOD = "/bench.Echo/Echo"
+
+
+# ---------------------------------------------------------------- processes
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def echo_server(port: int) -> None:
+    """A bare unary RPC (bytes in, bytes out, no protobuf) on a thread-pool server."""
+
+    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+        return request
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    server.wait_for_termination()
+
+
+def echo_server_aio(port: int) -> None:
+    """The same bare RPC on grpc.aio, to compare the two server flavours in one run."""
+    import asyncio
+
+    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return request
+
+    async def serve() -> None:
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+        )
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
+
+
+@dataclass
+class Procs:
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        out = log.open("wb")
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
+
+
+def wait_serving(port: int, timeout: float = 600) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            with suppress(grpc.RpcError):
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            time.sleep(0.2)
+    raise TimeoutError(f"port {port} not SERVING after {timeout}s")
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+NEWSREC = [sys.executable, "-c", "from newsrec.cli import main; main()"]
+
+
+@contextmanager
+def split_stack(args: argparse.Namespace, work: Path, procs: Procs) -> Iterator[int]:
+    """redis-server + one process per service, as on Kubernetes. Yields the gateway port."""
+    redis_port = free_port()
+    procs.start(
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        work / "redis.log",
+    )
+    wait_port(redis_port)
+    ports = {name: free_port() for name in ("gateway", "user-encoder", "retrieval", "ranker")}
+    cfg = {
+        "serving_dir": str(args.serving),
+        "news_files": [str(p) for p in args.news],
+        "milvus_uri": str(work / "split_milvus.db"),
+        "cache": {"redis_url": f"redis://127.0.0.1:{redis_port}/0"},
+        "log_level": "WARNING",
+        "gateway": {
+            "variants": [
+                {
+                    "name": "a",
+                    "model_version": "",
+                    "weight": 1,
+                    "user_encoder": f"dns:///localhost:{ports['user-encoder']}",
+                    "retrieval": f"dns:///localhost:{ports['retrieval']}",
+                    "ranker": f"dns:///localhost:{ports['ranker']}",
+                }
+            ]
+        },
+    }
+    path = work / "split.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    for name in ("retrieval", "user-encoder", "ranker", "gateway"):
+        penv = {**env, "NEWSREC_VARIANT": "a"}
+        procs.start(
+            [
+                *NEWSREC,
+                "serve",
+                "--service",
+                name,
+                "--config",
+                str(path),
+                "--port",
+                str(ports[name]),
+                "--metrics-port",
+                str(free_port()),
+            ],
+            work / f"{name}.log",
+            penv,
+        )
+    for name in ("retrieval", "user-encoder", "ranker", "gateway"):
+        wait_serving(ports[name])
+    yield ports["gateway"]
+
+
+@contextmanager
+def all_stack(args: argparse.Namespace, work: Path, procs: Procs) -> Iterator[int]:
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    news = [x for p in args.news for x in ("--news", str(p))]
+    procs.start(
+        [
+            *NEWSREC,
+            "serve",
+            "--all",
+            "--serving",
+            str(args.serving),
+            *news,
+            "--milvus-uri",
+            str(work / "all_milvus.db"),
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(free_port()),
+        ],
+        work / "all.log",
+        {**env, "NEWSREC_LOG_LEVEL": "WARNING"},
+    )
+    wait_serving(port)
+    yield port
+
+
+# ---------------------------------------------------------------- load
+@dataclass
+class Result:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    degraded: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.array(self.latencies) * 1000
+        pct = np.percentile(lat, [50, 95, 99]) if lat.size else [float("nan")] * 3
+        out: dict[str, Any] = {
+            "requests": len(self.latencies) + self.errors,
+            "rps": (len(self.latencies) + self.errors) / self.seconds if self.seconds else 0.0,
+            "p50_ms": float(pct[0]),
+            "p95_ms": float(pct[1]),
+            "p99_ms": float(pct[2]),
+            "errors": self.errors,
+            "degraded": self.degraded,
+        }
+        if self.stages:
+            out["stages_p50_ms"] = {k: float(np.percentile(v, 50) * 1000) for k, v in self.stages.items()}
+            out["stages_p99_ms"] = {k: float(np.percentile(v, 99) * 1000) for k, v in self.stages.items()}
+        return out
+
+
+Caller = Callable[[int], Any]  # request index -> future
+
+
+def make_caller(
+    target: str, kind: str, users: list[tuple[str, list[str]]], timeout: float
+) -> tuple[Caller, Any]:
+    channel = grpc.insecure_channel(target)
+    if kind == "echo":
+        call = channel.unary_unary(ECHO_METHOD)
+        payload = b"x" * 64
+        return (lambda i: call.future(payload, timeout=timeout)), channel
+    stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+    reqs = [recommend_pb2.RecommendRequest(user_id=u, history_ids=h[-50:], k=10) for u, h in users]
+    return (lambda i: stub.Recommend.future(reqs[i % len(reqs)], timeout=timeout)), channel
+
+
+def _record(result: Result, lock: threading.Lock, fut: Any, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    with lock:
+        try:
+            resp = fut.result()
+        except grpc.RpcError:
+            result.errors += 1
+            return
+        result.latencies.append(elapsed)
+        if isinstance(resp, recommend_pb2.RecommendResponse):
+            result.degraded += int(resp.degraded)
+            for s in resp.stage_latencies:
+                result.stages.setdefault(s.stage, []).append(s.seconds)
+
+
+def closed_loop(caller: Caller, concurrency: int, seconds: float) -> Result:
+    result, lock = Result(), threading.Lock()
+    stop_at = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    def worker() -> None:
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            fut = caller(next(counter))
+            with suppress(grpc.RpcError):
+                fut.result()
+            _record(result, lock, fut, t0)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def open_loop(caller: Caller, rate: float, seconds: float) -> Result:
+    """Send at fixed times t0 + i/rate whatever the server does; latency from the scheduled time."""
+    result, lock = Result(), threading.Lock()
+    n = int(rate * seconds)
+    start = time.perf_counter()
+    pending = []
+    for i in range(n):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        fut = caller(i)
+        fut.add_done_callback(lambda f, s=scheduled: _record(result, lock, f, s))
+        pending.append(fut)
+    for fut in pending:
+        with suppress(grpc.RpcError, futures.CancelledError):
+            fut.result()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def load_users(path: Path, limit: int) -> list[tuple[str, list[str]]]:
+    from newsrec.data import read_behaviors
+
+    impressions, _bad = read_behaviors(path)
+    seen: dict[str, list[str]] = {}
+    for imp in impressions:
+        seen.setdefault(imp.user_id, imp.history)
+        if len(seen) >= limit:
+            break
+    return list(seen.items())
+
+
+def run_target(
+    name: str, target: str, kind: str, users: list[tuple[str, list[str]]], args: argparse.Namespace
+) -> dict[str, Any]:
+    caller, channel = make_caller(target, kind, users, timeout=1.0)
+    out: dict[str, Any] = {"target": name}
+    try:
+        closed_loop(caller, 1, min(2.0, args.closed_seconds))  # warm up (and fill the cache)
+        out["closed"] = {}
+        for c in args.concurrency:
+            out["closed"][str(c)] = closed_loop(caller, c, args.closed_seconds).summary()
+            print(f"{name:6s} closed c={c:<3d} {fmt(out['closed'][str(c)])}", flush=True)
+        out["open"] = open_loop(caller, args.rate, args.duration).summary()
+        print(f"{name:6s} open {args.rate:.0f} rps {fmt(out['open'])}", flush=True)
+    finally:
+        channel.close()
+    return out
+
+
+def fmt(s: dict[str, Any]) -> str:
+    return (
+        f"rps {s['rps']:7.1f}  p50 {s['p50_ms']:6.2f} ms  p95 {s['p95_ms']:6.2f} ms  "
+        f"p99 {s['p99_ms']:6.2f} ms  errors {s['errors']}  degraded {s['degraded']}"
+    )
+
+
+# ---------------------------------------------------------------- report
+def plot(results: list[dict[str, Any]], out_dir: Path, rate: float) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for r in results:
+        cs = sorted(int(c) for c in r["closed"])
+        axes[0].plot(cs, [r["closed"][str(c)]["p99_ms"] for c in cs], marker="o", label=f"{r['target']} p99")
+        axes[0].plot(
+            cs, [r["closed"][str(c)]["p50_ms"] for c in cs], marker=".", ls="--", label=f"{r['target']} p50"
+        )
+        axes[1].plot(cs, [r["closed"][str(c)]["rps"] for c in cs], marker="o", label=r["target"])
+    axes[0].set(
+        xscale="log", yscale="log", xlabel="concurrency (closed loop)", ylabel="latency ms", title="Latency"
+    )
+    axes[1].set(xscale="log", xlabel="concurrency (closed loop)", ylabel="requests/s", title="Throughput")
+    for ax in axes:
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(out_dir / "serve_closed_loop.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    names = [r["target"] for r in results]
+    x = np.arange(len(names))
+    for j, q in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+        ax.bar(x + (j - 1) * 0.25, [r["open"][q] for r in results], 0.25, label=q.replace("_ms", ""))
+    ax.axhline(30, color="red", ls=":", label="p99 goal 30 ms")
+    ax.set(xticks=x, xticklabels=names, ylabel="latency ms", title=f"Open loop at {rate:.0f} RPS")
+    ax.legend()
+    fig.tight_layout()
+    paths.append(out_dir / "serve_open_loop.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    staged = [r for r in results if "stages_p50_ms" in r["open"]]
+    if staged:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        stages = ["encode_user", "retrieve", "rank", "total"]
+        x = np.arange(len(stages))
+        for j, r in enumerate(staged):
+            vals = [r["open"]["stages_p99_ms"].get(s, 0) for s in stages]
+            ax.bar(x + j * 0.8 / len(staged), vals, 0.8 / len(staged), label=f"{r['target']} p99")
+        ax.set(
+            xticks=x + 0.4 - 0.4 / len(staged),
+            xticklabels=stages,
+            ylabel="ms",
+            title="Gateway stage p99 (open loop)",
+        )
+        ax.legend()
+        fig.tight_layout()
+        paths.append(out_dir / "serve_stages.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--serving", type=Path, help="serving artifact dir (RUN/serving)")
+    p.add_argument("--news", type=Path, action="append", default=[], help="news.tsv with titles (repeatable)")
+    p.add_argument("--behaviors", type=Path, help="behaviors.tsv to draw users and histories from")
+    p.add_argument("--modes", default="split,all", help="comma list of split, all")
+    p.add_argument("--concurrency", default="1,4,16")
+    p.add_argument("--closed-seconds", type=float, default=10.0)
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--duration", type=float, default=60.0)
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--label", default="", help="free text saved with the figures (e.g. data size)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench/out/serve_load.json")
+    p.add_argument("--img-dir", type=Path, default=ROOT / "docs/img")
+    p.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--echo-server-aio", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.echo_server:
+        echo_server(args.echo_server)
+        return
+    if args.echo_server_aio:
+        echo_server_aio(args.echo_server_aio)
+        return
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    modes = [m for m in args.modes.split(",") if m]
+    if modes and (args.serving is None or args.behaviors is None):
+        p.error("--serving and --behaviors are needed for the split/all modes")
+    if "split" in modes and shutil.which("redis-server") is None:
+        p.error("split mode needs redis-server on PATH")
+    users = load_users(args.behaviors, args.users) if modes else []
+    procs = Procs()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="serve_load_") as tmp:
+        work = Path(tmp)
+        try:
+            for flavour, flag in (("echo", "--echo-server"), ("echo-aio", "--echo-server-aio")):
+                echo_port = free_port()
+                procs.start([sys.executable, __file__, flag, str(echo_port)], work / f"{flavour}.log")
+                wait_port(echo_port)
+                results.append(run_target(flavour, f"127.0.0.1:{echo_port}", "echo", users, args))
+                procs.stop_all()
+            for mode in modes:
+                stack = split_stack if mode == "split" else all_stack
+                t0 = time.perf_counter()
+                with stack(args, work, procs) as port:
+                    print(f"{mode}: serving after {time.perf_counter() - t0:.1f}s", flush=True)
+                    results.append(run_target(mode, f"127.0.0.1:{port}", "recommend", users, args))
+                procs.stop_all()
+        finally:
+            procs.stop_all()
+            for log in sorted(work.glob("*.log")):
+                text = log.read_text(errors="replace")
+                if "Traceback" in text:
+                    print(f"--- {log.name} (has a traceback)\n{text[-3000:]}", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.img_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "label": args.label,
+        "cpus": os.cpu_count(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "results": results,
+    }
+    args.out.write_text(json.dumps(report, indent=2))
+    for path in plot(results, args.img_dir, args.rate):
+        print(f"wrote {path}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The ablation: which modality and which fusion helps, and by how much.
+
+Runs (same data load, seed and settings for all):
+  id, id+gnn, id+llm, id+llm+gnn (attention fusion; reused as fusion-attention),
+  fusion-gate, fusion-concat (full model), ranker (on the best full model),
+  popularity (train click counts).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+
+from newsrec.eval.evaluate import EvalConfig, evaluate_run  # noqa: E402
+from newsrec.models.towers import ModelConfig  # noqa: E402
+from newsrec.train.config import RankerConfig, TrainConfig  # noqa: E402
+from newsrec.train.prepare import load_inputs  # noqa: E402
+from newsrec.train.ranker import train_ranker  # noqa: E402
+from newsrec.train.two_tower import train_two_tower  # noqa: E402
+
+# name -> (use_id, use_llm, use_gnn, fusion)
+VARIANTS: dict[str, tuple[bool, bool, bool, str]] = {
+    "id": (True, False, False, "attention"),
+    "id+gnn": (True, False, True, "attention"),
+    "id+llm": (True, True, False, "attention"),
+    "id+llm+gnn": (True, True, True, "attention"),
+    "fusion-gate": (True, True, True, "gate"),
+    "fusion-concat": (True, True, True, "concat"),
+}
+FULL = ("id+llm+gnn", "fusion-gate", "fusion-concat")
+
+
+class AblationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path
+    embeddings: Path | None  # only the id / id+gnn variants can do without
+    out: Path
+    epochs: int = Field(default=3, ge=1)
+    output_dim: int = Field(default=64, ge=8)
+    batch_size: int = Field(default=256, ge=2)
+    seed: int = 0
+    max_train_impressions: int | None = Field(default=None, ge=1)
+    max_dev_impressions: int | None = Field(default=10000, ge=1)  # early-stopping subsample
+    eval_impressions: int | None = Field(default=20000, ge=1)
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    progress: bool = True
+
+
+def _row(name: str, scorer: dict[str, Any], retrieval: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "auc": scorer["auc"],
+        "mrr": scorer["mrr"],
+        "ndcg5": scorer["ndcg5"],
+        "ndcg10": scorer["ndcg10"],
+        "cold_auc": scorer["cold"]["auc"],
+        "empty_history_auc": scorer["empty_history"]["auc"],
+        "recall50": None if retrieval is None else retrieval["recall50"],
+    }
+
+
+ORDER = (*VARIANTS, "ranker", "popularity")
+
+
+def _settings(config: AblationConfig) -> dict[str, Any]:
+    """What must match for two invocations' rows to share one table."""
+    return config.model_dump(mode="json", exclude={"out", "variants", "progress", "embeddings"})
+
+
+def _previous_rows(out: Path, config: AblationConfig) -> list[dict[str, Any]]:
+    """Rows of an earlier invocation into the same OUT with the same settings (resume,
+    or run the variants in several processes); a settings mismatch is an error."""
+    path = out / "ablation.json"
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    if old.get("settings") != _settings(config):
+        raise ValueError(f"{path}: written with other settings {old.get('settings')}; use another --out")
+    rerun = set(config.variants) | ({"ranker", "popularity"} if set(FULL) & set(config.variants) else set())
+    return [r for r in old.get("runs", []) if r["name"] not in rerun]
+
+
+def run_ablation(config: AblationConfig) -> dict[str, Any]:
+    """Train + evaluate every variant; write `ablation.json`, `ablation.md`, `ablation.png`.
+    Rows of an earlier run into the same OUT with the same settings are kept."""
+    unknown = set(config.variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown ablation variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _settings(config)
+    rows: list[dict[str, Any]] = _previous_rows(out, config)
+    if config.embeddings is None and any(VARIANTS[v][1] for v in config.variants):
+        raise ValueError("variants with the llm modality need embeddings")
+    inputs = load_inputs(config.data, config.embeddings)
+    evals: dict[str, dict[str, Any]] = {}
+    for name in config.variants:
+        use_id, use_llm, use_gnn, fusion = VARIANTS[name]
+        mcfg = ModelConfig(
+            output_dim=config.output_dim,
+            use_id=use_id,
+            use_llm=use_llm,
+            use_gnn=use_gnn,
+            fusion=fusion,  # type: ignore[arg-type]
+        )
+        run_dir = out / "runs" / name
+        train_two_tower(
+            TrainConfig(
+                data=config.data,
+                embeddings=config.embeddings,
+                out=run_dir,
+                model=mcfg,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                max_train_impressions=config.max_train_impressions,
+                max_dev_impressions=config.max_dev_impressions,
+                progress=config.progress,
+            ),
+            inputs,
+        )
+        evals[name] = evaluate_run(
+            EvalConfig(
+                run=run_dir,
+                data=config.data,
+                out=run_dir / "eval",
+                max_impressions=config.eval_impressions,
+                seed=config.seed,
+                progress=config.progress,
+            ),
+            inputs.splits,
+        )
+        rows.append(_row(name, evals[name]["scorers"]["two_tower"], evals[name]["retrieval"]))
+        _save(out, rows, settings)
+    full = [n for n in FULL if n in evals]
+    if full:
+        best = max(full, key=lambda n: evals[n]["scorers"]["two_tower"]["auc"])
+        run_dir = out / "runs" / best
+        train_ranker(RankerConfig(run=run_dir, data=config.data, seed=config.seed), inputs.splits)
+        ev = evaluate_run(
+            EvalConfig(
+                run=run_dir,
+                data=config.data,
+                out=run_dir / "eval-ranker",
+                max_impressions=config.eval_impressions,
+                seed=config.seed,
+                progress=config.progress,
+            ),
+            inputs.splits,
+        )
+        rows.append({**_row("ranker", ev["scorers"]["ranker"], ev["retrieval"]), "base": best})
+        rows.append(_row("popularity", ev["scorers"]["popularity"], None))
+    return _save(out, rows, settings)
+
+
+def _save(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    rows.sort(key=lambda r: ORDER.index(r["name"]))
+    result = {"runs": rows, "settings": settings}
+    (out / "ablation.json").write_text(json.dumps(result, indent=2))
+    lines = [
+        "| run | AUC | MRR | nDCG@5 | nDCG@10 | cold AUC | empty-history AUC | Recall@50 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        vals = [r[k] for k in ("auc", "mrr", "ndcg5", "ndcg10", "cold_auc", "empty_history_auc", "recall50")]
+        lines.append(f"| {r['name']} | " + " | ".join("–" if v is None else f"{v:.4f}" for v in vals) + " |")
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    names = [r["name"] for r in rows]
+    x = range(len(rows))
+    ax.bar([i - 0.2 for i in x], [r["auc"] for r in rows], 0.4, label="dev AUC")
+    ax.bar([i + 0.2 for i in x], [r["cold_auc"] or 0.0 for r in rows], 0.4, label="cold-start AUC")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(list(x), names, rotation=20)
+    ax.set_ylim(0.4, max([0.8] + [r["auc"] + 0.05 for r in rows]))
+    ax.legend()
+    ax.set_title("ablation on dev")
+    fig.tight_layout()
+    fig.savefig(out / "ablation.png", dpi=110)
+    plt.close(fig)
+    return result

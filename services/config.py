@@ -1,0 +1,173 @@
+"""Typed configuration of the services: a YAML file (`NEWSREC_CONFIG`) plus `NEWSREC_*` overrides.
+
+Validated once at the edge (pydantic, extra="forbid"); errors name the file and field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from newsrec.errors import InvalidInput
+
+ServiceName = Literal["gateway", "user-encoder", "retrieval", "ranker", "all"]
+DEFAULT_PORTS: dict[str, int] = {"gateway": 50051, "user-encoder": 50052, "retrieval": 50053, "ranker": 50054}
+MAX_K = 500
+MAX_HISTORY = 500
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CacheConfig(_Strict):
+    """User-vector cache: Redis when `redis_url` is set, else an in-process LRU."""
+
+    redis_url: str | None = None
+    ttl_seconds: int = Field(3600, ge=1)
+    key_prefix: str = "newsrec:uv:"
+    lru_size: int = Field(100_000, ge=1)
+    # A dead Redis must cost little: short socket timeouts, then skip it for a while.
+    timeout_seconds: float = Field(0.05, gt=0)
+    retry_after_seconds: float = Field(1.0, ge=0)
+
+
+class StageTimeouts(_Strict):
+    """Per-stage deadlines of the gateway (seconds), each bounded by the client's deadline."""
+
+    encode_user: float = Field(0.05, gt=0)
+    retrieve: float = Field(0.1, gt=0)
+    rank: float = Field(0.1, gt=0)
+
+
+class VariantConfig(_Strict):
+    """One A/B arm: its own user tower, collection alias and ranker."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    model_version: str = ""
+    weight: float = Field(1.0, ge=0)
+    user_encoder: str
+    retrieval: str
+    ranker: str
+
+
+class GatewayConfig(_Strict):
+    variants: list[VariantConfig] = Field(default_factory=list)
+    salt: str = "newsrec-ab-v1"
+    retrieve_k: int = Field(200, ge=1, le=MAX_K)
+    timeouts: StageTimeouts = Field(default_factory=lambda: StageTimeouts.model_validate({}))
+    fallback_size: int = Field(1000, ge=1)
+    # Only used to rank the fallback list: newer news ranks higher at equal popularity.
+    freshness_half_life_hours: float = Field(24.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> GatewayConfig:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {names}")
+        if self.variants and sum(v.weight for v in self.variants) <= 0:
+            raise ValueError("at least one variant needs a positive weight")
+        return self
+
+
+class ServeConfig(_Strict):
+    """Everything one `newsrec serve` process needs."""
+
+    service: ServiceName = "all"
+    host: str = "[::]"
+    grpc_port: int | None = Field(None, ge=0, le=65535)
+    metrics_port: int | None = Field(9100, ge=0, le=65535)
+    max_workers: int = Field(16, ge=1)
+    grace_seconds: float = Field(5.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    registry: Path | None = None
+    # A serving artifact directory used directly, without a registry (development, benchmarks).
+    serving_dir: Path | None = None
+    model_name: str = "newsrec"
+    model_version: str | None = None
+    # Variant label of a non-gateway service (its metrics carry it).
+    variant: str = "default"
+    milvus_uri: str | None = None
+    # MIND news.tsv files giving titles/subcategories (the serving artifact has none).
+    news_files: list[Path] = Field(default_factory=list)
+    text_provider: dict[str, Any] = Field(default_factory=dict)
+    cache: CacheConfig = Field(default_factory=lambda: CacheConfig.model_validate({}))
+    gateway: GatewayConfig = Field(default_factory=lambda: GatewayConfig.model_validate({}))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def port(self) -> int:
+        """The gRPC port: explicit, else the service's default."""
+        if self.grpc_port is not None:
+            return self.grpc_port
+        return DEFAULT_PORTS.get(self.service, DEFAULT_PORTS["gateway"])
+
+
+# env var -> dotted config field
+_ENV_FIELDS: dict[str, str] = {
+    "NEWSREC_SERVICE": "service",
+    "NEWSREC_GRPC_PORT": "grpc_port",
+    "NEWSREC_METRICS_PORT": "metrics_port",
+    "NEWSREC_REGISTRY": "registry",
+    "NEWSREC_SERVING_DIR": "serving_dir",
+    "NEWSREC_MODEL_NAME": "model_name",
+    "NEWSREC_MODEL_VERSION": "model_version",
+    "NEWSREC_MILVUS_URI": "milvus_uri",
+    "NEWSREC_REDIS_URL": "cache.redis_url",
+    "NEWSREC_LOG_LEVEL": "log_level",
+    "NEWSREC_VARIANT": "variant",
+}
+_ENV_LISTS: dict[str, str] = {"NEWSREC_NEWS_FILES": "news_files"}
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def load_config(
+    path: Path | None = None, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> ServeConfig:
+    """Build the config: YAML file (`path` or `$NEWSREC_CONFIG`), then env, then `overrides`
+    (dotted keys, e.g. from CLI flags; None values are ignored)."""
+    env = os.environ if env is None else env
+    source = str(path) if path is not None else env.get("NEWSREC_CONFIG") or None
+    data: dict[str, Any] = {}
+    if source:
+        try:
+            loaded = yaml.safe_load(Path(source).read_text())
+        except FileNotFoundError as exc:
+            raise InvalidInput(f"{source}: config file not found") from exc
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{source}: not valid YAML ({exc})") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise InvalidInput(f"{source}: top level must be a mapping, got {type(loaded).__name__}")
+        data = dict(loaded or {})
+    for var, dotted in _ENV_FIELDS.items():
+        if env.get(var):
+            _set_dotted(data, dotted, env[var])
+    for var, dotted in _ENV_LISTS.items():
+        if env.get(var):
+            _set_dotted(data, dotted, [p for p in env[var].split(os.pathsep) if p])
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        where = source or "environment"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(f"{where}: invalid config: {problems}") from exc

@@ -1,0 +1,285 @@
+"""RecommendService: EncodeUser -> Retrieve (top-N, history excluded) -> Rank -> top-k.
+
+Each stage has its own deadline (config), bounded by what is left of the client's.
+A failing stage degrades the answer instead of failing it: a user encoder or retrieval
+that is down gives the precomputed popular-and-fresh list, a ranker that is down gives
+retrieval order, a cache that is down is reported by the encoder. Every fallback sets
+`degraded`, names a reason and counts `newsrec_gateway_degraded_total{variant,reason}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from newsrec.errors import InvalidInput, Unavailable
+from services import ab
+from services.catalog import NewsInfo
+from services.config import MAX_HISTORY, GatewayConfig, ServeConfig, VariantConfig
+from services.generated.newsrec.v1 import (
+    common_pb2,
+    ranking_pb2,
+    ranking_pb2_grpc,
+    recommend_pb2,
+    recommend_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
+    user_encoder_pb2,
+    user_encoder_pb2_grpc,
+)
+from services.interceptors import set_call_variant
+from services.metrics import GatewayMetrics
+from services.server import NewsrecServer, ServiceBinding, full_name, start_server
+from services.validation import check_ids, check_k, check_user_id
+
+log = logging.getLogger("services.gateway")
+# Time kept back from the client's deadline for the gateway's own work after the stages.
+DEADLINE_MARGIN = 0.002
+CHANNEL_OPTIONS = [("grpc.lb_policy_name", "round_robin"), ("grpc.enable_retries", 0)]
+
+
+@dataclass
+class VariantBackend:
+    """Stubs of one variant's services, plus its fallback list."""
+
+    config: VariantConfig
+    encoder: user_encoder_pb2_grpc.UserEncoderServiceStub
+    retrieval: retrieval_pb2_grpc.RetrievalServiceStub
+    ranker: ranking_pb2_grpc.RankingServiceStub
+    fallback: list[tuple[NewsInfo, float]] = field(default_factory=list)
+    channels: list[grpc.Channel] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, config: VariantConfig, fallback: list[tuple[NewsInfo, float]]) -> VariantBackend:
+        channels = [
+            grpc.insecure_channel(t, options=CHANNEL_OPTIONS)
+            for t in (config.user_encoder, config.retrieval, config.ranker)
+        ]
+        return cls(
+            config,
+            user_encoder_pb2_grpc.UserEncoderServiceStub(channels[0]),
+            retrieval_pb2_grpc.RetrievalServiceStub(channels[1]),
+            ranking_pb2_grpc.RankingServiceStub(channels[2]),
+            fallback,
+            channels,
+        )
+
+    def close(self) -> None:
+        for ch in self.channels:
+            ch.close()
+
+
+@dataclass
+class GatewayDeps:
+    backends: dict[str, VariantBackend]
+
+
+class _Call:
+    """Deadline bookkeeping and stage timings of one Recommend call."""
+
+    def __init__(self, context: grpc.ServicerContext, metrics: GatewayMetrics, variant: str) -> None:
+        remaining = context.time_remaining()
+        self.deadline = None if remaining is None else time.monotonic() + remaining - DEADLINE_MARGIN
+        self.metrics = metrics
+        self.variant = variant
+        self.latencies: list[recommend_pb2.StageLatency] = []
+        self.reasons: list[str] = []
+
+    def timeout(self, stage_timeout: float) -> float:
+        if self.deadline is None:
+            return stage_timeout
+        return max(0.0, min(stage_timeout, self.deadline - time.monotonic()))
+
+    def timed(self, stage: str, seconds: float) -> None:
+        self.latencies.append(recommend_pb2.StageLatency(stage=stage, seconds=seconds))
+        self.metrics.stage_seconds.labels(stage=stage, variant=self.variant).observe(seconds)
+
+    def degrade(self, reason: str, error: grpc.RpcError | None = None) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+            self.metrics.degraded.labels(variant=self.variant, reason=reason).inc()
+        if error is not None:
+            log.warning(
+                "stage failed, degrading",
+                extra={
+                    "variant": self.variant,
+                    "reason": reason,
+                    "code": str(error.code()),
+                    "detail": error.details(),
+                },
+            )
+
+
+class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
+    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.deps: GatewayDeps | None = None
+
+    def _backend(self, request: recommend_pb2.RecommendRequest) -> VariantBackend:
+        deps = self.deps
+        if deps is None:
+            raise Unavailable("gateway is still loading")
+        if request.forced_variant:
+            backend = deps.backends.get(request.forced_variant)
+            if backend is None:
+                known = ", ".join(sorted(deps.backends))
+                wanted = request.forced_variant
+                raise InvalidInput(f"forced_variant: unknown variant {wanted!r} (configured: {known})")
+            self.metrics.variant_requests.labels(variant=backend.config.name, assignment="forced").inc()
+            return backend
+        chosen = ab.assign(self.config.variants, self.config.salt, request.user_id)
+        self.metrics.variant_requests.labels(variant=chosen.name, assignment="hash").inc()
+        return deps.backends[chosen.name]
+
+    def Recommend(
+        self, request: recommend_pb2.RecommendRequest, context: grpc.ServicerContext
+    ) -> recommend_pb2.RecommendResponse:
+        check_user_id(request.user_id)
+        check_ids(request.history_ids, "history_ids", MAX_HISTORY)
+        check_k(request.k)
+        backend = self._backend(request)
+        variant = backend.config.name
+        set_call_variant(variant)
+        call = _Call(context, self.metrics, variant)
+        t_start = time.perf_counter()
+        timeouts = self.config.timeouts
+        history = list(request.history_ids)
+        model_version = backend.config.model_version
+        unknown = 0
+        cache_hit = False
+        candidates: list[common_pb2.Candidate] = []
+
+        # 1. user vector
+        t0 = time.perf_counter()
+        user = None
+        try:
+            user = backend.encoder.EncodeUser(
+                user_encoder_pb2.EncodeUserRequest(
+                    user_id=request.user_id, history_ids=history, model_version=model_version
+                ),
+                timeout=call.timeout(timeouts.encode_user),
+            )
+            for reason in user.degraded_reasons:
+                call.degrade(reason)
+            unknown, cache_hit, model_version = user.unknown_history_count, user.cache_hit, user.model_version
+            self.metrics.unknown_history.labels(variant=variant).inc(unknown)
+        except grpc.RpcError as exc:
+            call.degrade("user_encoder_unavailable", exc)
+        call.timed("encode_user", time.perf_counter() - t0)
+
+        # 2. candidates
+        if user is not None:
+            t0 = time.perf_counter()
+            try:
+                got = backend.retrieval.Retrieve(
+                    retrieval_pb2.RetrieveRequest(
+                        vector=user.vector,
+                        k=self.config.retrieve_k,
+                        filters=common_pb2.RetrievalFilters(exclude_ids=history),
+                    ),
+                    timeout=call.timeout(timeouts.retrieve),
+                )
+                candidates = list(got.candidates)
+            except grpc.RpcError as exc:
+                call.degrade("retrieval_unavailable", exc)
+            call.timed("retrieve", time.perf_counter() - t0)
+
+        if user is None or (not candidates and call.reasons and "retrieval_unavailable" in call.reasons):
+            items = self._fallback(backend, history, request.k)
+        else:
+            items = self._ranked(backend, call, request, user.vector, history, candidates)
+        call.timed("total", time.perf_counter() - t_start)
+        return recommend_pb2.RecommendResponse(
+            items=items,
+            variant=variant,
+            model_version=model_version,
+            degraded=bool(call.reasons),
+            degraded_reasons=call.reasons,
+            stage_latencies=call.latencies,
+            unknown_history_count=unknown,
+            cache_hit=cache_hit,
+        )
+
+    def _ranked(
+        self,
+        backend: VariantBackend,
+        call: _Call,
+        request: recommend_pb2.RecommendRequest,
+        user_vector: list[float],
+        history: list[str],
+        candidates: list[common_pb2.Candidate],
+    ) -> list[recommend_pb2.RecommendedItem]:
+        by_id = {c.news_id: c for c in candidates}
+        t0 = time.perf_counter()
+        try:
+            ranked = backend.ranker.Rank(
+                ranking_pb2.RankRequest(
+                    user_id=request.user_id,
+                    user_vector=user_vector,
+                    history_ids=history,
+                    candidate_ids=[c.news_id for c in candidates],
+                ),
+                timeout=call.timeout(self.config.timeouts.rank),
+            )
+            order = [(s.news_id, s.score) for s in ranked.candidates if s.news_id in by_id]
+        except grpc.RpcError as exc:
+            call.degrade("ranker_unavailable", exc)
+            order = [(c.news_id, c.score) for c in candidates]
+        call.timed("rank", time.perf_counter() - t0)
+        return [
+            recommend_pb2.RecommendedItem(
+                news_id=news_id, title=by_id[news_id].title, category=by_id[news_id].category, score=score
+            )
+            for news_id, score in order[: request.k]
+        ]
+
+    @staticmethod
+    def _fallback(backend: VariantBackend, history: list[str], k: int) -> list[recommend_pb2.RecommendedItem]:
+        seen = set(history)
+        out = []
+        for info, score in backend.fallback:
+            if info.news_id in seen:
+                continue
+            out.append(
+                recommend_pb2.RecommendedItem(
+                    news_id=info.news_id, title=info.title, category=info.category, score=score
+                )
+            )
+            if len(out) == k:
+                break
+        return out
+
+
+def create_server(
+    config: ServeConfig,
+    deps: GatewayDeps | Callable[[], GatewayDeps],
+    registry: CollectorRegistry | None = None,
+    start_metrics: bool = True,
+) -> tuple[NewsrecServer, int]:
+    """Serve RecommendService; `deps` may be a loader (fallback lists are built there)."""
+    if not config.gateway.variants:
+        raise InvalidInput("gateway.variants: at least one variant is needed")
+    registry = registry or CollectorRegistry()
+    metrics = GatewayMetrics.of(registry)
+    servicer = RecommendServicer(config.gateway, metrics)
+
+    def load() -> None:
+        loaded = deps() if callable(deps) else deps
+        missing = {v.name for v in config.gateway.variants} - set(loaded.backends)
+        if missing:
+            raise InvalidInput(f"gateway: no backend for variants {sorted(missing)}")
+        servicer.deps = loaded
+
+    binding = ServiceBinding(
+        full_name(recommend_pb2.DESCRIPTOR, "RecommendService"),
+        recommend_pb2_grpc.add_RecommendServiceServicer_to_server,
+        servicer,
+        metrics.request_seconds,
+    )
+    return start_server(config, [binding], registry, loader=load, start_metrics=start_metrics)

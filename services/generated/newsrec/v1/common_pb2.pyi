@@ -1,0 +1,33 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Candidate(_message.Message):
+    __slots__ = ("news_id", "score", "title", "category", "subcategory", "published_at")
+    NEWS_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SUBCATEGORY_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    news_id: str
+    score: float
+    title: str
+    category: str
+    subcategory: str
+    published_at: int
+    def __init__(self, news_id: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., subcategory: _Optional[str] = ..., published_at: _Optional[int] = ...) -> None: ...
+
+class RetrievalFilters(_message.Message):
+    __slots__ = ("exclude_ids", "categories", "published_after")
+    EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    exclude_ids: _containers.RepeatedScalarFieldContainer[str]
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    published_after: int
+    def __init__(self, exclude_ids: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., published_after: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,146 @@
+"""Build a variant's dependencies from the registry: model, Milvus index, catalog, cache, provider.
+
+Everything is connected here, at startup (never at import time), and handed to the
+servers; the servers themselves only see the protocols.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from newsrec.errors import InvalidInput, NewsrecError
+from newsrec.index.base import NewsRecord, VectorIndex
+from newsrec.models.serving import ServingModel
+from services.cache import LruVectorCache, RedisVectorCache, VectorCache, redis_client
+from services.catalog import NewsCatalog, NewsInfo
+from services.config import CacheConfig, ServeConfig
+from services.stack import VariantDeps
+
+log = logging.getLogger("services.loading")
+
+
+def resolve_serving(config: ServeConfig) -> tuple[Path, str, Any]:
+    """(serving artifact dir, Milvus alias, manifest) of the configured model version."""
+    if config.serving_dir is not None:
+        return config.serving_dir, f"news_{config.model_name}", None
+    if config.registry is None:
+        raise InvalidInput("registry: set NEWSREC_REGISTRY / --registry (or serving_dir / --serving)")
+    from newsrec.registry import Registry
+
+    manifest = Registry(config.registry).resolve(config.model_name, config.model_version)
+    serving = Path(manifest.artifact_dir("serving"))
+    alias = _alias(manifest, config.model_name)
+    return serving, alias, manifest
+
+
+def _alias(manifest: Any, model_name: str) -> str:
+    for attr in ("milvus_alias", "alias"):
+        value = getattr(manifest, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    milvus = getattr(manifest, "milvus", None)
+    if isinstance(milvus, dict) and milvus.get("alias"):
+        return str(milvus["alias"])
+    if milvus is not None and getattr(milvus, "alias", None):
+        return str(milvus.alias)
+    return f"news_{model_name}"
+
+
+def load_model(serving_dir: Path) -> ServingModel:
+    from newsrec.models import load_serving
+
+    return load_serving(serving_dir)
+
+
+def build_cache(cfg: CacheConfig) -> VectorCache:
+    """Redis when a URL is configured, else the in-process LRU (embedded default)."""
+    if cfg.redis_url:
+        client = redis_client(cfg.redis_url, cfg.timeout_seconds)
+        return RedisVectorCache(client, cfg.ttl_seconds, cfg.key_prefix, cfg.retry_after_seconds)
+    return LruVectorCache(cfg.lru_size, cfg.ttl_seconds)
+
+
+def build_catalog(model: ServingModel, news_files: list[Path]) -> NewsCatalog:
+    """Catalog of the model's news: category/clicks/first-seen from the artifact, titles and
+    subcategories from MIND `news.tsv` files when given (the artifact carries no titles)."""
+    from newsrec.data import read_news
+
+    articles = {}
+    for path in news_files:
+        news, _bad = read_news(path)
+        articles.update({a.news_id: a for a in news})
+    items = []
+    for news_id in model.news_ids():
+        meta = model.news_metadata(news_id)
+        art = articles.get(news_id)
+        first_seen = (meta or {}).get("first_seen")
+        items.append(
+            NewsInfo(
+                news_id=news_id,
+                title=art.title if art else "",
+                category=art.category if art else str((meta or {}).get("category", "")),
+                subcategory=art.subcategory if art else "",
+                published_at=int(first_seen) if first_seen is not None else 0,
+                clicks=int((meta or {}).get("popularity", 0)),
+            )
+        )
+    return NewsCatalog(items)
+
+
+def ensure_index(index: VectorIndex, alias: str, model: ServingModel, catalog: NewsCatalog) -> None:
+    """Build the collection behind `alias` from the artifact's vectors when it does not exist
+    (the embedded default; on Kubernetes the pipeline has built it)."""
+    try:
+        collection = index.resolve_alias(alias)
+        log.info("serving existing collection", extra={"alias": alias, "collection": collection})
+        return
+    except NewsrecError:
+        pass
+    vectors = model.news_vectors()
+    records = []
+    for i, news_id in enumerate(model.news_ids()):
+        info = catalog.get(news_id)
+        records.append(
+            NewsRecord(
+                news_id=news_id,
+                vector=vectors[i],
+                category=info.category if info else "",
+                subcategory=info.subcategory if info else "",
+                published_at=info.published_at if info else 0,
+                model_version=model.model_version,
+            )
+        )
+    name = index.build_version(alias, model.model_version, records)
+    log.info("built collection", extra={"alias": alias, "collection": name, "rows": len(records)})
+
+
+def build_provider(config: ServeConfig, manifest: Any) -> Any:
+    """The text embedding provider for cold-start articles: the config's, else the manifest's."""
+    from newsrec.embed.config import ProviderConfig
+    from newsrec.embed.providers import build_provider as _build
+
+    data = dict(config.text_provider)
+    if not data:
+        for attr in ("embedding", "embedding_provider", "provider"):
+            value = getattr(manifest, attr, None)
+            if isinstance(value, dict):
+                data = {k: v for k, v in value.items() if k in ProviderConfig.model_fields}
+                break
+    return _build(ProviderConfig.model_validate(data))
+
+
+def load_variant(config: ServeConfig, *, with_provider: bool = True, weight: float = 1.0) -> VariantDeps:
+    """Everything one variant needs, from the registry, Milvus and Redis in `config`."""
+    if not config.milvus_uri:
+        raise InvalidInput("milvus_uri: set NEWSREC_MILVUS_URI or --milvus-uri (a file path: Milvus Lite)")
+    from newsrec.index.milvus import MilvusIndex
+
+    serving, alias, manifest = resolve_serving(config)
+    model = load_model(serving)
+    catalog = build_catalog(model, list(config.news_files))
+    index = MilvusIndex.from_uri(config.milvus_uri)
+    ensure_index(index, alias, model, catalog)
+    provider = build_provider(config, manifest) if with_provider else None
+    return VariantDeps(model, index, alias, catalog, build_cache(config.cache), provider, weight)

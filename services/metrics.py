@@ -1,0 +1,170 @@
+"""Prometheus metrics, one set per service, each in the server's own CollectorRegistry.
+
+Names are `newsrec_<service>_<thing>_<unit>`; labels are small fixed sets
+(method, code, variant, and stage/reason/result where a service needs them).
+A per-server registry lets several servers live in one process (tests, `serve --all`).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Self
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Latency buckets in seconds: sub-millisecond to a few seconds.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+
+_INSTANCES: weakref.WeakKeyDictionary[CollectorRegistry, dict[type, ServiceMetrics]]
+_INSTANCES = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+class ServiceMetrics:
+    """The request histogram every service has.
+
+    Use `Cls.of(registry)`: servers of several variants sharing one registry (one
+    process, `serve --all`) share one set of metrics, told apart by the `variant` label.
+    """
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> Self:
+        with _LOCK:
+            per_registry = _INSTANCES.setdefault(registry, {})
+            if cls not in per_registry:
+                per_registry[cls] = cls(registry)  # type: ignore[call-arg, arg-type]
+            return per_registry[cls]  # type: ignore[return-value]
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        self.service = service
+        self.registry = registry
+        self.request_seconds = Histogram(
+            f"newsrec_{service}_request_seconds",
+            f"Latency of {service} RPCs",
+            ("method", "code", "variant"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+
+class UserEncoderMetrics(ServiceMetrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__("user_encoder", registry)
+        self.cache_requests = Counter(
+            "newsrec_user_encoder_cache_requests_total",
+            "User-vector cache lookups by result (hit, miss, error)",
+            ("variant", "result"),
+            registry=registry,
+        )
+        self.cache_hit_ratio = Gauge(
+            "newsrec_user_encoder_cache_hit_ratio",
+            "Hits over lookups since start",
+            ("variant",),
+            registry=registry,
+        )
+        self.unknown_history = Counter(
+            "newsrec_user_encoder_unknown_history_total",
+            "History ids the model does not know (skipped)",
+            ("variant",),
+            registry=registry,
+        )
+        self.encode_seconds = Histogram(
+            "newsrec_user_encoder_compute_seconds",
+            "Time in the user tower (cache misses)",
+            ("variant",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._hits: dict[str, int] = {}
+        self._lookups: dict[str, int] = {}
+
+    def record_lookup(self, variant: str, result: str) -> None:
+        self.cache_requests.labels(variant=variant, result=result).inc()
+        self._lookups[variant] = self._lookups.get(variant, 0) + 1
+        self._hits[variant] = self._hits.get(variant, 0) + (result == "hit")
+        self.cache_hit_ratio.labels(variant=variant).set(self._hits[variant] / self._lookups[variant])
+
+
+class RetrievalMetrics(ServiceMetrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__("retrieval", registry)
+        self.index_size = Gauge(
+            "newsrec_retrieval_index_size", "Rows behind the served alias", ("variant",), registry=registry
+        )
+        self.search_seconds = Histogram(
+            "newsrec_retrieval_search_seconds",
+            "Time in the vector index search",
+            ("variant",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.news_upserts = Counter(
+            "newsrec_news_upserts_total", "Articles written by UpsertNews", ("variant",), registry=registry
+        )
+        self.news_request_seconds = Histogram(
+            "newsrec_news_request_seconds",
+            "Latency of news RPCs",
+            ("method", "code", "variant"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+
+class RankerMetrics(ServiceMetrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__("ranker", registry)
+        self.candidates = Histogram(
+            "newsrec_ranker_candidates",
+            "Candidates scored per call",
+            ("variant",),
+            buckets=(1, 10, 50, 100, 200, 300, 500),
+            registry=registry,
+        )
+
+
+class GatewayMetrics(ServiceMetrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__("gateway", registry)
+        self.stage_seconds = Histogram(
+            "newsrec_gateway_stage_seconds",
+            "Latency of each Recommend stage as seen by the gateway",
+            ("stage", "variant"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.degraded = Counter(
+            "newsrec_gateway_degraded_total",
+            "Recommend answers that took a fallback, by reason",
+            ("variant", "reason"),
+            registry=registry,
+        )
+        self.variant_requests = Counter(
+            "newsrec_gateway_variant_requests_total",
+            "Recommend calls per variant and how it was chosen (hash or forced)",
+            ("variant", "assignment"),
+            registry=registry,
+        )
+        self.unknown_history = Counter(
+            "newsrec_gateway_unknown_history_total",
+            "History ids unknown to the variant's model",
+            ("variant",),
+            registry=registry,
+        )

@@ -1,0 +1,214 @@
+"""RetrievalService (ANN search over the served alias) and NewsService (cold-start upsert).
+
+Both live in the retrieval process: an upserted article is in the same index and
+catalog that Retrieve reads, so it is retrievable at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from newsrec.data.types import Entity, NewsArticle
+from newsrec.errors import InvalidInput, NewsrecError, Unavailable
+from newsrec.index.base import NewsRecord, SearchFilters, VectorIndex
+from newsrec.models.serving import ServingModel
+from services.catalog import NewsCatalog, NewsInfo
+from services.config import MAX_HISTORY, ServeConfig
+from services.generated.newsrec.v1 import (
+    common_pb2,
+    news_pb2,
+    news_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
+)
+from services.metrics import RetrievalMetrics
+from services.server import NewsrecServer, ServiceBinding, full_name, start_server
+from services.validation import MAX_ID_LEN, check_ids, check_k, check_vector
+
+log = logging.getLogger("services.retrieval")
+MAX_TEXT = 20_000
+
+
+@dataclass
+class RetrievalDeps:
+    index: VectorIndex
+    alias: str
+    model: ServingModel
+    catalog: NewsCatalog
+    # Text embeddings of new articles (UpsertNews); None disables the cold-start path.
+    provider: Any | None = None
+
+
+class _Base:
+    def __init__(self, variant: str, metrics: RetrievalMetrics) -> None:
+        self.variant = variant
+        self.metrics = metrics
+        self.deps: RetrievalDeps | None = None
+
+    def _deps(self) -> RetrievalDeps:
+        if self.deps is None:
+            raise Unavailable("retrieval is still loading its model and index")
+        return self.deps
+
+    def refresh_size(self) -> None:
+        deps = self._deps()
+        try:
+            self.metrics.index_size.labels(variant=self.variant).set(deps.index.count(deps.alias))
+        except Exception:  # a gauge must never fail a call
+            log.warning("index count failed", exc_info=True)
+
+
+class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
+    def Retrieve(
+        self, request: retrieval_pb2.RetrieveRequest, context: grpc.ServicerContext
+    ) -> retrieval_pb2.RetrieveResponse:
+        deps = self._deps()
+        vector = check_vector(request.vector, deps.model.dim)
+        check_k(request.k)
+        f = request.filters
+        check_ids(f.exclude_ids, "filters.exclude_ids", MAX_HISTORY * 2)
+        filters = SearchFilters(
+            exclude_ids=tuple(f.exclude_ids),
+            categories=tuple(f.categories),
+            published_after=f.published_after if f.HasField("published_after") else None,
+        )
+        start = time.perf_counter()
+        try:
+            hits = deps.index.search(deps.alias, vector[None, :], request.k, filters)[0]
+        except NewsrecError:
+            raise
+        except Exception as exc:  # pymilvus / connection errors: the index is unavailable
+            log.warning("index search failed", exc_info=True)
+            raise Unavailable(f"vector index unavailable: {type(exc).__name__}") from exc
+        self.metrics.search_seconds.labels(variant=self.variant).observe(time.perf_counter() - start)
+        out = []
+        for hit in hits:
+            info = deps.catalog.get(hit.news_id)
+            out.append(
+                common_pb2.Candidate(
+                    news_id=hit.news_id,
+                    score=float(hit.score),
+                    title=info.title if info else "",
+                    category=hit.category,
+                    subcategory=hit.subcategory,
+                    published_at=int(hit.published_at),
+                )
+            )
+        return retrieval_pb2.RetrieveResponse(candidates=out, model_version=deps.model.model_version)
+
+
+class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
+    def UpsertNews(
+        self, request: news_pb2.UpsertNewsRequest, context: grpc.ServicerContext
+    ) -> news_pb2.UpsertNewsResponse:
+        deps = self._deps()
+        article = _article(request)
+        if deps.provider is None:
+            raise Unavailable("no text embedding provider configured: cold-start upserts are disabled")
+        try:
+            text_vec = np.asarray(deps.provider.embed([article.text()]).vectors[0], dtype=np.float32)
+        except NewsrecError:
+            raise
+        except Exception as exc:
+            raise Unavailable(f"text embedding provider failed: {type(exc).__name__}") from exc
+        vector = np.asarray(deps.model.encode_news(article, text_vec), dtype=np.float32)
+        published = request.published_at if request.HasField("published_at") else int(time.time())
+        record = NewsRecord(
+            news_id=article.news_id,
+            vector=vector,
+            category=article.category,
+            subcategory=article.subcategory,
+            published_at=published,
+            model_version=deps.model.model_version,
+        )
+        try:
+            deps.index.upsert(deps.alias, [record])
+            collection = deps.index.resolve_alias(deps.alias)
+        except NewsrecError:
+            raise
+        except Exception as exc:
+            log.warning("index upsert failed", exc_info=True)
+            raise Unavailable(f"vector index unavailable: {type(exc).__name__}") from exc
+        # An in-process ranker (serve --all) knows the article at once; a separate ranker
+        # process scores it as an unknown candidate until its next model load.
+        deps.model.add_news(article, vector, datetime.fromtimestamp(published, tz=UTC))
+        deps.catalog.add(
+            NewsInfo(article.news_id, article.title, article.category, article.subcategory, published)
+        )
+        self.metrics.news_upserts.labels(variant=self.variant).inc()
+        self.refresh_size()
+        log.info("news upserted", extra={"news_id": article.news_id, "collection": collection})
+        return news_pb2.UpsertNewsResponse(
+            news_id=article.news_id,
+            model_version=deps.model.model_version,
+            collection=collection,
+            dim=vector.size,
+        )
+
+
+def _article(request: news_pb2.UpsertNewsRequest) -> NewsArticle:
+    if not request.news_id.strip() or len(request.news_id) > MAX_ID_LEN:
+        raise InvalidInput(f"news_id: must be 1..{MAX_ID_LEN} non-blank characters")
+    if not request.title.strip():
+        raise InvalidInput("title: must not be empty")
+    for name in ("title", "abstract"):
+        if len(getattr(request, name)) > MAX_TEXT:
+            raise InvalidInput(f"{name}: at most {MAX_TEXT} characters")
+    if not request.category.strip():
+        raise InvalidInput("category: must not be empty")
+    entities = []
+    for i, ent in enumerate(request.entities):
+        if not ent.wikidata_id.strip():
+            raise InvalidInput(f"entities[{i}].wikidata_id: must not be empty")
+        entities.append(Entity(ent.wikidata_id, ent.label, ent.type, ent.confidence or 1.0))
+    return NewsArticle(
+        news_id=request.news_id,
+        category=request.category,
+        subcategory=request.subcategory,
+        title=request.title,
+        abstract=request.abstract,
+        title_entities=entities,
+    )
+
+
+def create_server(
+    config: ServeConfig,
+    deps: RetrievalDeps | Callable[[], RetrievalDeps],
+    registry: CollectorRegistry | None = None,
+    start_metrics: bool = True,
+) -> tuple[NewsrecServer, int]:
+    """Serve RetrievalService and NewsService; `deps` may be a loader."""
+    registry = registry or CollectorRegistry()
+    metrics = RetrievalMetrics.of(registry)
+    retrieval = RetrievalServicer(config.variant, metrics)
+    news = NewsServicer(config.variant, metrics)
+
+    def load() -> None:
+        loaded = deps() if callable(deps) else deps
+        retrieval.deps = news.deps = loaded
+        retrieval.refresh_size()
+
+    bindings = [
+        ServiceBinding(
+            full_name(retrieval_pb2.DESCRIPTOR, "RetrievalService"),
+            retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server,
+            retrieval,
+            metrics.request_seconds,
+        ),
+        ServiceBinding(
+            full_name(news_pb2.DESCRIPTOR, "NewsService"),
+            news_pb2_grpc.add_NewsServiceServicer_to_server,
+            news,
+            metrics.news_request_seconds,
+        ),
+    ]
+    return start_server(config, bindings, registry, loader=load, start_metrics=start_metrics)

@@ -1,0 +1,132 @@
+"""Shared server bootstrap: gRPC server, interceptor, health, reflection, metrics HTTP.
+
+Sync gRPC with a thread pool: the work per call is a blocking numpy/torch/Milvus call,
+and the measured unary round trip of the sync server was on par with grpc.aio here
+(see docs/benchmarks/serving.md), so threads keep the code simple.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+
+from services.config import ServeConfig
+from services.interceptors import ErrorMetricsInterceptor
+
+log = logging.getLogger("services.server")
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One gRPC service to host: its full name, the generated add-function and the servicer."""
+
+    full_name: str
+    add: Callable[[Any, grpc.Server], None]
+    servicer: Any
+    histogram: Histogram | None
+
+
+@dataclass
+class NewsrecServer:
+    """A started gRPC server with its health servicer and metrics endpoint."""
+
+    grpc_server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    service_names: list[str]
+    registry: CollectorRegistry
+    metrics_port: int | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    load_error: BaseException | None = None
+    _httpd: Any = None
+
+    def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self.service_names):
+            self.health.set(name, status)
+
+    def stop(self, grace: float | None = None) -> threading.Event:
+        """Stop taking new calls, let in-flight calls finish within `grace` seconds."""
+        self.set_serving(False)
+        done: threading.Event = self.grpc_server.stop(grace)
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        return done
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return bool(self.grpc_server.wait_for_termination(timeout))
+
+
+def start_server(
+    config: ServeConfig,
+    bindings: Sequence[ServiceBinding],
+    registry: CollectorRegistry,
+    loader: Callable[[], None] | None = None,
+    start_metrics: bool = True,
+) -> tuple[NewsrecServer, int]:
+    """Start serving `bindings` on `config.host:config.port()` (0 picks a free port).
+
+    Health says NOT_SERVING until `loader` (run on a background thread) returns, then SERVING.
+    """
+    histograms = {b.full_name.rsplit(".", 1)[-1]: b.histogram for b in bindings}
+    interceptor = ErrorMetricsInterceptor(histograms.get, variant=config.variant)
+    grpc_server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.service}"
+        ),
+        interceptors=[interceptor],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    for b in bindings:
+        b.add(b.servicer, grpc_server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    names = [b.full_name for b in bindings]
+    reflection.enable_server_reflection(
+        (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        grpc_server,
+    )
+    port = grpc_server.add_insecure_port(f"{config.host}:{config.port()}")
+    if port == 0:
+        raise OSError(f"could not bind gRPC port {config.host}:{config.port()}")
+    server = NewsrecServer(grpc_server, port, health_servicer, names, registry)
+    server.set_serving(False)
+    if start_metrics and config.metrics_port is not None:
+        httpd, _ = start_http_server(config.metrics_port, registry=registry)
+        server._httpd = httpd
+        server.metrics_port = int(httpd.server_port)
+    grpc_server.start()
+    log.info("grpc server started", extra={"service": config.service, "port": port, "services": names})
+
+    def load() -> None:
+        try:
+            if loader is not None:
+                loader()
+        except BaseException as exc:  # stays NOT_SERVING; the reason is logged and kept
+            server.load_error = exc
+            log.exception("loading failed: staying NOT_SERVING", extra={"service": config.service})
+            return
+        server.set_serving(True)
+        server.ready.set()
+        log.info("serving", extra={"service": config.service, "port": port})
+
+    threading.Thread(target=load, name=f"load-{config.service}", daemon=True).start()
+    return server, port
+
+
+def full_name(file_descriptor: Any, service: str) -> str:
+    """Fully qualified gRPC service name, e.g. newsrec.v1.RecommendService."""
+    return str(file_descriptor.services_by_name[service].full_name)

@@ -1,0 +1,143 @@
+"""Start every service of one or more variants in this process (`serve --all`, tests, benchmarks).
+
+Each service still runs its own gRPC server and the gateway reaches the others over
+loopback gRPC, so the embedded default exercises the same path as Kubernetes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from newsrec.index.base import VectorIndex
+from newsrec.models.serving import ServingModel
+from services import gateway, ranker, retrieval, user_encoder
+from services.cache import VectorCache
+from services.catalog import NewsCatalog, popular_fresh
+from services.config import ServeConfig, VariantConfig
+from services.server import NewsrecServer
+
+log = logging.getLogger("services.stack")
+
+
+@dataclass
+class VariantDeps:
+    """Everything one variant's services need, already loaded."""
+
+    model: ServingModel
+    index: VectorIndex
+    alias: str
+    catalog: NewsCatalog
+    cache: VectorCache
+    provider: Any | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class Stack:
+    servers: dict[str, NewsrecServer] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    metrics_port: int | None = None
+    _httpd: Any = None
+
+    def stop(self, grace: float | None = None) -> None:
+        """Gateway first (stop taking requests), then the backends."""
+        order = sorted(self.servers, key=lambda name: name != "gateway")
+        events = [self.servers[name].stop(grace) for name in order]
+        for ev in events:
+            ev.wait()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        for name, server in self.servers.items():
+            if not server.ready.wait(timeout):
+                raise TimeoutError(f"{name} not ready after {timeout}s: {server.load_error!r}")
+
+
+def start_stack(
+    config: ServeConfig,
+    variants: dict[str, VariantDeps | Callable[[], VariantDeps]],
+    host: str = "127.0.0.1",
+) -> Stack:
+    """Start user-encoder, retrieval and ranker per variant on free ports, and a gateway on
+    `config.port()` (0 = free) routing to them. Loaders (callables) run once per variant."""
+    stack = Stack()
+    gw_variants: list[VariantConfig] = []
+    loaders = {name: _Once(deps) for name, deps in variants.items()}
+    for name, deps in variants.items():
+        loaded = loaders[name]
+        vcfg = config.model_copy(update={"variant": name, "grpc_port": 0, "host": host})
+        ue, ue_port = user_encoder.create_server(vcfg, loaded.ue_deps, stack.registry, start_metrics=False)
+        rt, rt_port = retrieval.create_server(vcfg, loaded.rt_deps, stack.registry, start_metrics=False)
+        rk, rk_port = ranker.create_server(vcfg, loaded.rk_deps, stack.registry, start_metrics=False)
+        started = (("user-encoder", ue, ue_port), ("retrieval", rt, rt_port), ("ranker", rk, rk_port))
+        for svc, server, port in started:
+            stack.servers[f"{svc}/{name}"] = server
+            stack.ports[f"{svc}/{name}"] = port
+        weight = deps.weight if isinstance(deps, VariantDeps) else 1.0
+        existing = {v.name: v for v in config.gateway.variants}
+        gw_variants.append(
+            VariantConfig(
+                name=name,
+                model_version=existing[name].model_version if name in existing else "",
+                weight=existing[name].weight if name in existing else weight,
+                user_encoder=f"{host}:{ue_port}",
+                retrieval=f"{host}:{rt_port}",
+                ranker=f"{host}:{rk_port}",
+            )
+        )
+    gw_section = config.gateway.model_copy(update={"variants": gw_variants})
+    gw_cfg = config.model_copy(update={"service": "gateway", "host": host, "gateway": gw_section})
+
+    def gateway_deps() -> gateway.GatewayDeps:
+        backends = {}
+        for v in gw_variants:
+            catalog = loaders[v.name]().catalog
+            fallback = popular_fresh(catalog, gw_section.fallback_size, gw_section.freshness_half_life_hours)
+            backends[v.name] = gateway.VariantBackend.connect(v, fallback)
+        return gateway.GatewayDeps(backends)
+
+    gw, gw_port = gateway.create_server(gw_cfg, gateway_deps, stack.registry, start_metrics=False)
+    stack.servers["gateway"] = gw
+    stack.ports["gateway"] = gw_port
+    if config.metrics_port is not None:
+        httpd, _ = start_http_server(config.metrics_port, registry=stack.registry)
+        stack._httpd = httpd
+        stack.metrics_port = int(httpd.server_port)
+    return stack
+
+
+class _Once:
+    """Run a variant's loader once, however many servers ask for it."""
+
+    def __init__(self, source: VariantDeps | Callable[[], VariantDeps]) -> None:
+        self._source = source
+        self._value: VariantDeps | None = source if isinstance(source, VariantDeps) else None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> VariantDeps:
+        with self._lock:
+            if self._value is None:
+                assert callable(self._source)
+                self._value = self._source()
+            return self._value
+
+    def ue_deps(self) -> user_encoder.UserEncoderDeps:
+        d = self()
+        return user_encoder.UserEncoderDeps(d.model, d.cache)
+
+    def rt_deps(self) -> retrieval.RetrievalDeps:
+        d = self()
+        return retrieval.RetrievalDeps(d.index, d.alias, d.model, d.catalog, d.provider)
+
+    def rk_deps(self) -> ranker.RankerDeps:
+        return ranker.RankerDeps(self().model)

@@ -1,0 +1,42 @@
+"""Request checks shared by the services: each failure is an `InvalidInput` naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from newsrec.errors import InvalidInput
+from services.config import MAX_HISTORY, MAX_K
+
+MAX_ID_LEN = 256
+
+
+def check_user_id(user_id: str) -> None:
+    if not user_id.strip():
+        raise InvalidInput("user_id: must not be empty")
+    if len(user_id) > MAX_ID_LEN:
+        raise InvalidInput(f"user_id: at most {MAX_ID_LEN} characters, got {len(user_id)}")
+
+
+def check_k(k: int, field: str = "k") -> None:
+    if not 1 <= k <= MAX_K:
+        raise InvalidInput(f"{field}: must be between 1 and {MAX_K}, got {k}")
+
+
+def check_ids(ids: Sequence[str], field: str, limit: int = MAX_HISTORY) -> None:
+    if len(ids) > limit:
+        raise InvalidInput(f"{field}: at most {limit} ids, got {len(ids)}")
+    for i, news_id in enumerate(ids):
+        if not news_id or len(news_id) > MAX_ID_LEN:
+            raise InvalidInput(f"{field}[{i}]: news ids must be 1..{MAX_ID_LEN} characters")
+
+
+def check_vector(values: Sequence[float], dim: int, field: str = "vector") -> np.ndarray:
+    """Return the vector as float32 (dim,), or explain what is wrong with it."""
+    vec = np.asarray(values, dtype=np.float32)
+    if vec.shape != (dim,):
+        raise InvalidInput(f"{field}: expected {dim} floats (the served model's dimension), got {vec.size}")
+    if not np.isfinite(vec).all():
+        raise InvalidInput(f"{field}: contains NaN or infinity")
+    return vec

@@ -1,0 +1,95 @@
+"""Helpers for the services integration tests: a private redis-server, training a tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+NEWSREC = [sys.executable, "-c", "from newsrec.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisProc:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def start_redis() -> RedisProc:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return RedisProc(proc, port)
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def _run(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run(args, check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def train_tiny(root: Path) -> Path:
+    """synthetic tiny data -> local text embeddings -> `newsrec train` for 1 epoch.
+
+    NEWSREC_TEST_RUN=DIR reuses an existing run directory (DIR/serving, DIR/data) to save time
+    when iterating locally; CI always trains."""
+    reuse = os.environ.get("NEWSREC_TEST_RUN")
+    if reuse:
+        return Path(reuse)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    synth = f"from newsrec.data.synth import generate; generate('tiny', 7, {str(root / 'data')!r})"
+    _run([sys.executable, "-c", synth], env)
+    news = ["--news", str(root / "data/train/news.tsv"), "--news", str(root / "data/dev/news.tsv")]
+    _run([*NEWSREC, "embed", *news, "--out", str(root / "emb"), "--quiet"], env)
+    _run(
+        [*NEWSREC, "train", "--data", str(root / "data"), "--out", str(root)]
+        + ["--embeddings", str(root / "emb"), "--epochs", "1", "--output-dim", "64", "--threads", "1"],
+        env,
+    )
+    return root
+
+
+def versioned_copy(serving: Path, dest: Path, version: str) -> Path:
+    """A second model version for A/B tests: the same weights under another version name."""
+    shutil.copytree(serving, dest)
+    cfg = json.loads((dest / "config.json").read_text())
+    cfg["model_version"] = version
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest

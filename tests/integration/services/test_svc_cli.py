@@ -1,0 +1,109 @@
+"""`newsrec serve --all` / `--service` and `newsrec recommend` as a person runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from svc_helpers import NEWSREC, REPO, free_port
+
+from newsrec.data import read_behaviors
+
+
+def _wait_serving(port: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.3)
+    raise TimeoutError(f"not SERVING on {port}")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def test_serve_all_then_recommend_then_sigterm(trained_run: Path, tmp_path: Path) -> None:
+    port = free_port()
+    news = [
+        "--news",
+        str(trained_run / "data/train/news.tsv"),
+        "--news",
+        str(trained_run / "data/dev/news.tsv"),
+    ]
+    proc = subprocess.Popen(
+        [*NEWSREC, "serve", "--all", "--serving", str(trained_run / "serving"), *news]
+        + ["--milvus-uri", str(tmp_path / "m.db"), "--port", str(port), "--metrics-port", str(free_port())],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_serving(port, proc)
+        imps, _ = read_behaviors(trained_run / "data/dev/behaviors.tsv")
+        imp = next(i for i in imps if len(i.history) >= 2)
+        out = subprocess.run(
+            [*NEWSREC, "recommend", "--user", imp.user_id, "--history", ",".join(imp.history), "--k", "5"]
+            + ["--target", f"127.0.0.1:{port}"],
+            cwd=REPO,
+            env={**_env(), "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert "Recommendations for" in out and "variant default" in out and "degraded no" in out, out
+        assert sum(1 for line in out.splitlines() if line.strip().startswith("│ ")) >= 5, out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "gateway" in stdout and f"localhost:{port}" in stdout  # the printed port table
+
+
+def test_serve_one_service_health_and_sigterm(trained_run: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*NEWSREC, "serve", "--service", "ranker", "--serving", str(trained_run / "serving")]
+        + ["--port", str(port), "--metrics-port", str(free_port())],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_serving(port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert '"msg": "signal received, draining"' in stderr
+
+
+def test_serve_rejects_bad_flags() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from services.cli import register
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    out = runner.invoke(app, ["serve"])
+    assert out.exit_code == 2 and "exactly one of --all or --service" in out.output
+    out = runner.invoke(app, ["serve", "--service", "ranker", "--metrics-port", "99999"])
+    assert out.exit_code == 2 and "metrics_port" in out.output and "Traceback" not in out.output
