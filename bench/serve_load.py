@@ -372,17 +372,19 @@ def plot(results: list[dict[str, Any]], out_dir: Path, rate: float) -> list[Path
 
     paths = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for r in results:
+    for i, r in enumerate(results):
         cs = sorted(int(c) for c in r["closed"])
-        axes[0].plot(cs, [r["closed"][str(c)]["p99_ms"] for c in cs], marker="o", label=f"{r['target']} p99")
-        axes[0].plot(
-            cs, [r["closed"][str(c)]["p50_ms"] for c in cs], marker=".", ls="--", label=f"{r['target']} p50"
-        )
-        axes[1].plot(cs, [r["closed"][str(c)]["rps"] for c in cs], marker="o", label=r["target"])
-    axes[0].set(
-        xscale="log", yscale="log", xlabel="concurrency (closed loop)", ylabel="latency ms", title="Latency"
-    )
-    axes[1].set(xscale="log", xlabel="concurrency (closed loop)", ylabel="requests/s", title="Throughput")
+        color = f"C{i}"
+        p99 = [r["closed"][str(c)]["p99_ms"] for c in cs]
+        p50 = [r["closed"][str(c)]["p50_ms"] for c in cs]
+        axes[0].plot(cs, p99, marker="o", color=color, label=f"{r['target']} p99")
+        axes[0].plot(cs, p50, marker=".", ls="--", color=color, label=f"{r['target']} p50")
+        axes[1].plot(cs, [r["closed"][str(c)]["rps"] for c in cs], marker="o", color=color, label=r["target"])
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(cs, [str(c) for c in cs])
+    axes[0].set(yscale="log", xlabel="concurrency (closed loop)", ylabel="ms", title="Latency")
+    axes[1].set(xlabel="concurrency (closed loop)", ylabel="requests/s", title="Throughput")
     for ax in axes:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
@@ -440,6 +442,7 @@ def main() -> None:
     p.add_argument("--label", default="", help="free text saved with the figures (e.g. data size)")
     p.add_argument("--out", type=Path, default=ROOT / "bench/out/serve_load.json")
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs/img")
+    p.add_argument("--replot", type=Path, help="only redraw the PNGs from a saved JSON report")
     p.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
     p.add_argument("--echo-server-aio", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -448,6 +451,12 @@ def main() -> None:
         return
     if args.echo_server_aio:
         echo_server_aio(args.echo_server_aio)
+        return
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        args.img_dir.mkdir(parents=True, exist_ok=True)
+        for path in plot(saved["results"], args.img_dir, float(saved["args"]["rate"])):
+            print(f"wrote {path}")
         return
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     modes = [m for m in args.modes.split(",") if m]

@@ -70,8 +70,8 @@ def serving_latency(serving: Path, calls: int) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--embeddings", type=Path, required=True)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--embeddings", type=Path)
     ap.add_argument("--impressions", type=int, default=20000)
     ap.add_argument("--output-dim", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
@@ -89,6 +89,8 @@ def main() -> None:
         args.out.with_name("serving_latency.json").write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2))
         return
+    if args.data is None or args.embeddings is None:
+        ap.error("--data and --embeddings are required unless --serving is given")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     inputs = load_inputs(args.data, args.embeddings)

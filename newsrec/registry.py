@@ -149,10 +149,8 @@ def _copy_artifact(key: str, src: Path, dest_root: Path) -> ArtifactEntry:
     dest = dest_root / key / src.name
     dest.parent.mkdir(parents=True)
     shutil.copy2(src, dest)
-    rel = f"{key}/{src.name}"
-    return ArtifactEntry(
-        path=rel, kind="file", files=[FileEntry(path=src.name, sha256=_sha256(dest), size=dest.stat().st_size)]
-    )
+    entry = FileEntry(path=src.name, sha256=_sha256(dest), size=dest.stat().st_size)
+    return ArtifactEntry(path=f"{key}/{src.name}", kind="file", files=[entry])
 
 
 def _write_atomic(path: Path, text: str) -> None:

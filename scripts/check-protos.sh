@@ -13,13 +13,17 @@ if ! diff -r -x __pycache__ "$TMP/generated" services/generated; then
 fi
 echo "generated code is current"
 
-BUF=${BUF:-.tools/node_modules/.bin/buf}
-if [[ -x "$BUF" ]]; then
-  (cd protos && "../$BUF" lint)
-  echo "buf lint clean"
-elif command -v buf >/dev/null 2>&1; then
-  (cd protos && buf lint)
-  echo "buf lint clean"
+# buf comes from npm (scripts/install-tools.sh puts it at .tools/bin/buf; a plain
+# `npm install --prefix .tools @bufbuild/buf` at .tools/node_modules/.bin/buf).
+BUF=${BUF:-}
+for candidate in .tools/bin/buf .tools/node_modules/.bin/buf "$(command -v buf || true)"; do
+  if [[ -z "$BUF" && -n "$candidate" && -x "$candidate" ]]; then
+    BUF=$(realpath "$candidate")
+  fi
+done
+if [[ -n "$BUF" ]]; then
+  (cd protos && "$BUF" lint)
+  echo "buf lint clean ($("$BUF" --version))"
 else
   echo "buf not installed (make tools): skipping buf lint"
 fi

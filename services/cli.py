@@ -31,19 +31,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="gRPC port (gateway port with --all)")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus metrics port")] = None,
 ) -> None:
-    """Run the gRPC services: `--all` in one process, or `--service NAME` as on Kubernetes."""
+    """Run the gRPC services: `--all` in one process, or `--service NAME` as on Kubernetes.
+
+    Without either flag the service comes from NEWSREC_SERVICE or the config file."""
     from services.config import load_config
     from services.logs import setup_logging
     from services.run import serve_all, serve_one
 
-    if all_services == (service is not None):
-        _err.print("[red]error:[/red] give exactly one of --all or --service NAME")
+    if all_services and service is not None:
+        _err.print("[red]error:[/red] give one of --all or --service NAME, not both")
         raise typer.Exit(2)
     try:
         cfg = load_config(
             config,
             overrides={
-                "service": "all" if all_services else service,
+                "service": "all" if all_services else service,  # else NEWSREC_SERVICE / the YAML
                 "registry": registry,
                 "serving_dir": serving,
                 "model_name": model,
@@ -55,8 +57,11 @@ def serve(
                 "metrics_port": metrics_port,
             },
         )
+        if "service" not in cfg.model_fields_set:
+            _err.print("[red]error:[/red] give --all or --service NAME (or set NEWSREC_SERVICE)")
+            raise typer.Exit(2)
         setup_logging(cfg.log_level)
-        if all_services:
+        if cfg.service == "all":
             serve_all(cfg, on_ready=_print_ports)
         else:
             serve_one(cfg)

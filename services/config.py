@@ -62,6 +62,8 @@ class GatewayConfig(_Strict):
     retrieve_k: int = Field(200, ge=1, le=MAX_K)
     timeouts: StageTimeouts = Field(default_factory=lambda: StageTimeouts.model_validate({}))
     fallback_size: int = Field(1000, ge=1)
+    # serve --all only: call the other services directly instead of over loopback gRPC.
+    in_process: bool = True
     # Only used to rank the fallback list: newer news ranks higher at equal popularity.
     freshness_half_life_hours: float = Field(24.0, gt=0)
 
@@ -93,6 +95,9 @@ class ServeConfig(_Strict):
     # Variant label of a non-gateway service (its metrics carry it).
     variant: str = "default"
     milvus_uri: str | None = None
+    # Serve searches from an exact in-memory mirror of the collection (Milvus stays the
+    # source of truth and takes every upsert); Milvus Lite alone is over the latency budget.
+    index_mirror: bool = True
     # MIND news.tsv files giving titles/subcategories (the serving artifact has none).
     news_files: list[Path] = Field(default_factory=list)
     text_provider: dict[str, Any] = Field(default_factory=dict)

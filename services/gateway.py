@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -38,8 +39,10 @@ from services.server import NewsrecServer, ServiceBinding, full_name, start_serv
 from services.validation import check_ids, check_k, check_user_id
 
 log = logging.getLogger("services.gateway")
-# Time kept back from the client's deadline for the gateway's own work after the stages.
-DEADLINE_MARGIN = 0.002
+# Time kept back from the client's deadline for the gateway's own work after the stages
+# (fallback, serialisation): 5% of what is left, at least 5 ms.
+DEADLINE_MARGIN_MIN = 0.005
+DEADLINE_MARGIN_FRACTION = 0.05
 CHANNEL_OPTIONS = [("grpc.lb_policy_name", "round_robin"), ("grpc.enable_retries", 0)]
 
 
@@ -48,9 +51,10 @@ class VariantBackend:
     """Stubs of one variant's services, plus its fallback list."""
 
     config: VariantConfig
-    encoder: user_encoder_pb2_grpc.UserEncoderServiceStub
-    retrieval: retrieval_pb2_grpc.RetrievalServiceStub
-    ranker: ranking_pb2_grpc.RankingServiceStub
+    # gRPC stubs, or objects with the same methods (services.inprocess, `serve --all`)
+    encoder: Any
+    retrieval: Any
+    ranker: Any
     fallback: list[tuple[NewsInfo, float]] = field(default_factory=list)
     channels: list[grpc.Channel] = field(default_factory=list)
 
@@ -84,7 +88,11 @@ class _Call:
 
     def __init__(self, context: grpc.ServicerContext, metrics: GatewayMetrics, variant: str) -> None:
         remaining = context.time_remaining()
-        self.deadline = None if remaining is None else time.monotonic() + remaining - DEADLINE_MARGIN
+        if remaining is None:
+            self.deadline = None
+        else:
+            margin = max(DEADLINE_MARGIN_MIN, DEADLINE_MARGIN_FRACTION * remaining)
+            self.deadline = time.monotonic() + remaining - margin
         self.metrics = metrics
         self.variant = variant
         self.latencies: list[recommend_pb2.StageLatency] = []

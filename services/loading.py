@@ -24,7 +24,7 @@ log = logging.getLogger("services.loading")
 def resolve_serving(config: ServeConfig) -> tuple[Path, str, Any]:
     """(serving artifact dir, Milvus alias, manifest) of the configured model version."""
     if config.serving_dir is not None:
-        return config.serving_dir, f"news_{config.model_name}", None
+        return config.serving_dir, _alias(None, config.model_name), None
     if config.registry is None:
         raise InvalidInput("registry: set NEWSREC_REGISTRY / --registry (or serving_dir / --serving)")
     from newsrec.registry import Registry
@@ -36,16 +36,13 @@ def resolve_serving(config: ServeConfig) -> tuple[Path, str, Any]:
 
 
 def _alias(manifest: Any, model_name: str) -> str:
-    for attr in ("milvus_alias", "alias"):
-        value = getattr(manifest, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    milvus = getattr(manifest, "milvus", None)
-    if isinstance(milvus, dict) and milvus.get("alias"):
-        return str(milvus["alias"])
-    if milvus is not None and getattr(milvus, "alias", None):
-        return str(milvus.alias)
-    return f"news_{model_name}"
+    """The manifest's Milvus alias, else the convention `news_<model>`."""
+    index = getattr(manifest, "index", None)
+    if index is not None and index.alias:
+        return str(index.alias)
+    from newsrec.index.milvus import alias_name
+
+    return alias_name(model_name)
 
 
 def load_model(serving_dir: Path) -> ServingModel:
@@ -117,30 +114,43 @@ def ensure_index(index: VectorIndex, alias: str, model: ServingModel, catalog: N
 
 
 def build_provider(config: ServeConfig, manifest: Any) -> Any:
-    """The text embedding provider for cold-start articles: the config's, else the manifest's."""
-    from newsrec.embed.config import ProviderConfig
+    """The text embedding provider for cold-start articles: the config's, else the one the
+    manifest says the model was trained with (a model is only valid with its own provider)."""
+    from newsrec.embed.config import LOCAL_MODEL, ProviderConfig
     from newsrec.embed.providers import build_provider as _build
 
     data = dict(config.text_provider)
-    if not data:
-        for attr in ("embedding", "embedding_provider", "provider"):
-            value = getattr(manifest, attr, None)
-            if isinstance(value, dict):
-                data = {k: v for k, v in value.items() if k in ProviderConfig.model_fields}
-                break
-    return _build(ProviderConfig.model_validate(data))
+    emb = getattr(manifest, "embedding", None)
+    if not data and emb is not None:
+        data = {"provider": emb.provider}
+        if emb.provider != "local":
+            data |= {"model": emb.model, "dimensions": emb.dimensions, "base_url": emb.base_url}
+        elif emb.model != LOCAL_MODEL:
+            data["model"] = emb.model
+    try:
+        provider_config = ProviderConfig.model_validate(data)
+    except ValueError as exc:
+        raise InvalidInput(f"text_provider: {exc}") from exc
+    return _build(provider_config)
 
 
 def load_variant(config: ServeConfig, *, with_provider: bool = True, weight: float = 1.0) -> VariantDeps:
     """Everything one variant needs, from the registry, Milvus and Redis in `config`."""
-    if not config.milvus_uri:
-        raise InvalidInput("milvus_uri: set NEWSREC_MILVUS_URI or --milvus-uri (a file path: Milvus Lite)")
     from newsrec.index.milvus import MilvusIndex
 
     serving, alias, manifest = resolve_serving(config)
+    index_info = getattr(manifest, "index", None)
+    uri = config.milvus_uri or (index_info.uri if index_info is not None else None)
+    if not uri:
+        raise InvalidInput("milvus_uri: set NEWSREC_MILVUS_URI or --milvus-uri (a file path: Milvus Lite)")
     model = load_model(serving)
     catalog = build_catalog(model, list(config.news_files))
-    index = MilvusIndex.from_uri(config.milvus_uri)
+    milvus = MilvusIndex.from_uri(uri)
+    index: VectorIndex = milvus
+    if config.index_mirror:
+        from newsrec.index.memory import MirroredIndex
+
+        index = MirroredIndex(milvus)
     ensure_index(index, alias, model, catalog)
     provider = build_provider(config, manifest) if with_provider else None
     return VariantDeps(model, index, alias, catalog, build_cache(config.cache), provider, weight)

@@ -106,7 +106,8 @@ def start_all(config: ServeConfig) -> Stack:
             variants[v.name] = functools.partial(load_variant, cfg, weight=v.weight)
     else:
         variants["default"] = functools.partial(load_variant, config)
-    return start_stack(config, variants, host="127.0.0.1" if config.host == "[::]" else config.host)
+    host = "127.0.0.1" if config.host == "[::]" else config.host
+    return start_stack(config, variants, host=host, in_process=config.gateway.in_process)
 
 
 def serve_all(config: ServeConfig, on_ready: Callable[[Stack], None] | None = None) -> None:

@@ -47,6 +47,7 @@ class NewsrecServer:
     metrics_port: int | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     load_error: BaseException | None = None
+    bindings: list[ServiceBinding] = field(default_factory=list)
     _httpd: Any = None
 
     def set_serving(self, serving: bool) -> None:
@@ -103,6 +104,7 @@ def start_server(
     if port == 0:
         raise OSError(f"could not bind gRPC port {config.host}:{config.port()}")
     server = NewsrecServer(grpc_server, port, health_servicer, names, registry)
+    server.bindings = list(bindings)
     server.set_serving(False)
     if start_metrics and config.metrics_port is not None:
         httpd, _ = start_http_server(config.metrics_port, registry=registry)

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -18,8 +19,9 @@ from newsrec.index.base import VectorIndex
 from newsrec.models.serving import ServingModel
 from services import gateway, ranker, retrieval, user_encoder
 from services.cache import VectorCache
-from services.catalog import NewsCatalog, popular_fresh
+from services.catalog import NewsCatalog, NewsInfo, popular_fresh
 from services.config import ServeConfig, VariantConfig
+from services.inprocess import in_process
 from services.server import NewsrecServer
 
 log = logging.getLogger("services.stack")
@@ -67,9 +69,13 @@ def start_stack(
     config: ServeConfig,
     variants: dict[str, VariantDeps | Callable[[], VariantDeps]],
     host: str = "127.0.0.1",
+    in_process: bool = False,
 ) -> Stack:
     """Start user-encoder, retrieval and ranker per variant on free ports, and a gateway on
-    `config.port()` (0 = free) routing to them. Loaders (callables) run once per variant."""
+    `config.port()` (0 = free) routing to them. Loaders (callables) run once per variant.
+
+    `in_process=True` makes the gateway call the servicers directly instead of over
+    loopback gRPC (the other servers still listen, for direct use and health checks)."""
     stack = Stack()
     gw_variants: list[VariantConfig] = []
     loaders = {name: _Once(deps) for name, deps in variants.items()}
@@ -103,7 +109,10 @@ def start_stack(
         for v in gw_variants:
             catalog = loaders[v.name]().catalog
             fallback = popular_fresh(catalog, gw_section.fallback_size, gw_section.freshness_half_life_hours)
-            backends[v.name] = gateway.VariantBackend.connect(v, fallback)
+            if in_process:
+                backends[v.name] = _in_process_backend(stack, v, fallback)
+            else:
+                backends[v.name] = gateway.VariantBackend.connect(v, fallback)
         return gateway.GatewayDeps(backends)
 
     gw, gw_port = gateway.create_server(gw_cfg, gateway_deps, stack.registry, start_metrics=False)
@@ -114,6 +123,25 @@ def start_stack(
         stack._httpd = httpd
         stack.metrics_port = int(httpd.server_port)
     return stack
+
+
+def _in_process_backend(
+    stack: Stack, v: VariantConfig, fallback: list[tuple[NewsInfo, float]]
+) -> gateway.VariantBackend:
+    def stub(server_key: str, method: str) -> SimpleNamespace:
+        server = stack.servers[f"{server_key}/{v.name}"]
+        binding = server.bindings[0]
+        return SimpleNamespace(
+            **{method: in_process(getattr(binding.servicer, method), binding.histogram, method, v.name)}
+        )
+
+    return gateway.VariantBackend(
+        v,
+        stub("user-encoder", "EncodeUser"),
+        stub("retrieval", "Retrieve"),
+        stub("ranker", "Rank"),
+        fallback,
+    )
 
 
 class _Once:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from newsrec.errors import NewsrecError
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)  # never break paths or ids across lines
 
 
 def _config_error(exc: ValidationError) -> typer.BadParameter:

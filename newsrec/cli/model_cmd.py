@@ -48,7 +48,7 @@ def train(
     batch_size: int = 256,
     lr: float = 2e-3,
     temperature: float = 0.1,
-    logq: Annotated[bool, typer.Option("--logq", help="logQ popularity correction")] = False,
+    logq: Annotated[bool, typer.Option("--logq/--no-logq", help="logQ popularity correction")] = True,
     seed: int = 0,
     max_train_impressions: int | None = None,
     max_dev_impressions: Annotated[int | None, typer.Option(help="dev subsample for early stopping")] = 20000,

@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from newsrec.data.reader import read_behaviors, read_news, read_vectors
-from newsrec.data.types import MindSplit
+from newsrec.data.types import Entity, MindSplit
 from newsrec.errors import DataError
 
 NEWS_FILE = "news.tsv"
@@ -29,7 +31,9 @@ def is_split_dir(path: Path) -> bool:
     return path.is_dir() and (path / NEWS_FILE).is_file()
 
 
-def load_split(path: str | Path, name: str | None = None) -> MindSplit:
+def load_split(
+    path: str | Path, name: str | None = None, entity_cache: dict[str, list[Entity]] | None = None
+) -> MindSplit:
     """Read one split directory; bad rows of all its files are in `split.bad_rows`.
 
     Raises DataError naming the path when the directory or a required file is missing.
@@ -40,10 +44,10 @@ def load_split(path: str | Path, name: str | None = None) -> MindSplit:
     for fname in REQUIRED_FILES:
         if not (path / fname).is_file():
             raise DataError(f"{path / fname}: required file not found")
-    articles, bad = read_news(path / NEWS_FILE)
+    articles, bad = read_news(path / NEWS_FILE, entity_cache)
     impressions, bad_b = read_behaviors(path / BEHAVIORS_FILE)
     bad.extend(bad_b)
-    vectors = []
+    vectors: list[dict[str, np.ndarray] | None] = []
     for fname in (ENTITY_VEC_FILE, RELATION_VEC_FILE):
         if (path / fname).is_file():
             vecs, bad_v = read_vectors(path / fname)
@@ -90,7 +94,8 @@ def find_splits(root: str | Path) -> dict[str, Path]:
 def load_dataset(root: str | Path) -> dict[str, MindSplit]:
     """Load every split under `root` (train, dev and test when present), or `root` itself
     when it is a single split directory ({its name: split})."""
-    return {name: load_split(path, name) for name, path in find_splits(root).items()}
+    cache: dict[str, list[Entity]] = {}  # splits share most news rows: parse their entities once
+    return {name: load_split(path, name, cache) for name, path in find_splits(root).items()}
 
 
 def first_seen(splits: Iterable[MindSplit] | Mapping[str, MindSplit]) -> dict[str, datetime]:

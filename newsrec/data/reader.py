@@ -83,6 +83,7 @@ def _lines(path: Path, bad: list[BadRow]) -> Iterator[tuple[int, str]]:
         raw_lines.pop()
     name = str(path)
     for i, raw in enumerate(raw_lines, start=1):
+        line: str
         if isinstance(raw, bytes):
             try:
                 line = raw.decode("utf-8")
@@ -90,7 +91,7 @@ def _lines(path: Path, bad: list[BadRow]) -> Iterator[tuple[int, str]]:
                 bad.append(BadRow(name, i, BAD_ENCODING, str(exc)))
                 continue
         else:
-            line = raw
+            line = str(raw)
         if line.endswith("\r"):
             line = line[:-1]
         if not line.strip():
@@ -126,8 +127,16 @@ def _entities(text: str) -> list[Entity]:
     return out
 
 
-def read_news(path: str | Path) -> tuple[list[NewsArticle], list[BadRow]]:
-    """Read a MIND news.tsv into articles (file order) and bad rows."""
+def read_news(
+    path: str | Path, entity_cache: dict[str, list[Entity]] | None = None
+) -> tuple[list[NewsArticle], list[BadRow]]:
+    """Read a MIND news.tsv into articles (file order) and bad rows.
+
+    `entity_cache` (raw column text -> parsed entities) can be shared between the
+    news.tsv files of one dataset: MIND's train and dev news overlap, and parsing the
+    entity JSON is most of the reading time.
+    """
+    cache: dict[str, list[Entity]] = {} if entity_cache is None else entity_cache
     path = Path(path)
     name = str(path)
     bad: list[BadRow] = []
@@ -148,8 +157,15 @@ def read_news(path: str | Path) -> tuple[list[NewsArticle], list[BadRow]]:
             continue
         ents: list[list[Entity]] = []
         for col in (6, 7):
+            text = parts[col]
+            cached = cache.get(text)
+            if cached is not None:
+                ents.append(list(cached))  # Entity is frozen: sharing the items is safe
+                continue
             try:
-                ents.append(_entities(parts[col]))
+                parsed = _entities(text)
+                cache[text] = parsed
+                ents.append(list(parsed))
             except json.JSONDecodeError as exc:
                 bad.append(BadRow(name, lineno, BAD_JSON, f"{NEWS_COLUMNS[col]}: {exc}"))
                 break

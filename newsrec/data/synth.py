@@ -62,10 +62,10 @@ class SynthConfig:
 
 SIZES: dict[str, SynthConfig] = {
     "tiny": SynthConfig(
-        600, 500, 1400, 600, 2, 200, 4, 3, 4, display_mean=15.0, display_max=40, shortlist=200
+        600, 500, 1400, 600, 2, 200, 4, 3, 6, display_mean=15.0, display_max=40, shortlist=200
     ),
-    "small": SynthConfig(60_000, 50_000, 150_000, 70_000, 2, 20_000, 10, 12, 6),
-    "medium": SynthConfig(150_000, 125_000, 375_000, 175_000, 2, 50_000, 10, 16, 8),
+    "small": SynthConfig(60_000, 50_000, 150_000, 70_000, 2, 20_000, 10, 12, 9),
+    "medium": SynthConfig(150_000, 125_000, 375_000, 175_000, 2, 50_000, 10, 16, 10),
 }
 
 # Utility weights of the click model; the storyline term is what text-only topic
@@ -75,7 +75,7 @@ W_CLUSTER = 2.0
 W_POP = 0.6
 W_FRESH = 1.0
 DISPLAY_PERSONAL = 0.5
-FRESH_HOURS = 18.0
+FRESH_HOURS = 14.0
 
 
 @dataclass
@@ -138,7 +138,7 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
     a_cluster[rng.random(n) < 0.08] = -1  # no entities, no storyline
     first_day = -(cfg.warmup_days + 1 + cfg.archive_days)
     a_pub = rng.uniform(first_day * 24, (TRAIN_DAYS + 1) * 24, size=n)  # publish hour
-    a_life = rng.uniform(24.0, 60.0, size=n)
+    a_life = rng.uniform(18.0, 48.0, size=n)
     a_logpop = rng.normal(0.0, 0.8, size=n)
     news_num = rng.choice(np.arange(1, 3 * n + 1), size=n, replace=False)
 
@@ -154,10 +154,10 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
         ta[u, topics] = W_TOPIC * (0.6 + w)
         favs: list[int] = []
         for t in topics:
-            cls = cat.topic_clusters[t]
+            t_cls = cat.topic_clusters[t]
             favs.extend(
                 int(c)
-                for c in rng.choice(cls, size=min(len(cls), 1 + int(rng.random() < 0.5)), replace=False)
+                for c in rng.choice(t_cls, size=min(len(t_cls), 1 + int(rng.random() < 0.5)), replace=False)
             )
         ca[u, favs] = W_CLUSTER
         truth_users.append({"topics": [int(t) for t in topics], "clusters": favs})
@@ -198,7 +198,7 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
         secs = rng.integers(0, 3600, size=n_imp)
         # History is a snapshot taken at the start of the day, as in MIND.
         hist_cache: dict[int, str] = {}
-        day_clicks: list[tuple[int, np.ndarray]] = []
+        day_clicks: list[tuple[int, list[int]]] = []
         split = None if day < 0 else ("train" if day < TRAIN_DAYS else "dev")
         for hour in range(24):
             bar.update(1)
@@ -211,16 +211,16 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
             if live.size < 3:
                 continue
             base = a_logpop[live] - age[live] / FRESH_HOURS
-            k = min(cfg.shortlist, live.size)
+            n_short = min(cfg.shortlist, live.size)
             keys = base + _gumbel(rng, live.size)
-            short = live[np.argpartition(-keys, k - 1)[:k]]
+            short = live[np.argpartition(-keys, n_short - 1)[:n_short]]
             b_short = a_logpop[short] - (now - a_pub[short]) / FRESH_HOURS
-            u = users[sel]
-            util = ta[u][:, a_topic[short]] + ca[u][:, a_clusters_col[short]]
+            hu = users[sel]
+            util = ta[hu][:, a_topic[short]] + ca[hu][:, a_clusters_col[short]]
             disp_keys = (
                 b_short[None, :].astype(np.float32) + DISPLAY_PERSONAL * util + _gumbel(rng, util.shape)
             )
-            m = min(cfg.display_max, k)
+            m = min(cfg.display_max, n_short)
             top = np.argpartition(-disp_keys, m - 1, axis=1)[:, :m]
             n_show = np.clip(
                 np.round(rng.lognormal(np.log(cfg.display_mean) - 0.18, 0.6, size=sel.size)), 2, m
@@ -245,7 +245,7 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
             shown_ids = np.take_along_axis(short[top], shuffle, axis=1).tolist()
             shown_lab = np.take_along_axis(clicked, shuffle, axis=1).tolist()
             t_hour = START + timedelta(days=day, hours=hour)
-            for r, uid in enumerate(u.tolist()):
+            for r, uid in enumerate(hu.tolist()):
                 k = int(n_show[r])
                 ids, labels = shown_ids[r][:k], shown_lab[r][:k]
                 day_clicks.append((uid, [a for a, lab in zip(ids, labels, strict=True) if lab]))
@@ -253,8 +253,8 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
                     h = hist_cache.get(uid)
                     if h is None:
                         h = hist_cache[uid] = " ".join([nid[a] for a in clicks[uid][-HISTORY_MAX:]])
-                    t = t_hour + timedelta(seconds=int(secs[sel[r]]))
-                    logs[split].rows.append((uid, t, h, ids, labels))
+                    when = t_hour + timedelta(seconds=int(secs[sel[r]]))
+                    logs[split].rows.append((uid, when, h, ids, labels))
         for uid, ids in day_clicks:
             mine = clicks[uid]
             # A re-click of an article shown again does not repeat it in the history.
@@ -263,10 +263,9 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
 
     out = Path(out_dir)
     summary = SynthSummary(size=size, seed=seed, out_dir=str(out))
-    train_news = _write_split(
-        out / "train", logs["train"], cat, a_topic, a_cluster, news_num, text_rng, summary, "train"
-    )
-    _write_split(out / "dev", logs["dev"], cat, a_topic, a_cluster, news_num, text_rng, summary, "dev")
+    arts = (a_topic, a_cluster, a_pub, news_num)
+    train_news = _write_split(out / "train", logs["train"], cat, arts, text_rng, summary, "train")
+    _write_split(out / "dev", logs["dev"], cat, arts, text_rng, summary, "dev")
     dev_clicked = {a for row in logs["dev"].rows for a, lab in zip(row[3], row[4], strict=True) if lab}
     summary.cold_start_share = round(len(dev_clicked - train_news) / max(1, len(dev_clicked)), 4)
     dev_users: dict[int, bool] = {}
@@ -346,14 +345,16 @@ def _write_split(
     split_dir: Path,
     log: _Log,
     cat: Catalogue,
-    a_topic: np.ndarray,
-    a_cluster: np.ndarray,
-    news_num: np.ndarray,
+    arts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     text_rng: np.random.Generator,
     summary: SynthSummary,
     name: str,
 ) -> set[int]:
-    """Write one split; returns the article indices in its news.tsv."""
+    """Write one split; returns the article indices in its news.tsv.
+
+    `arts` is (topic, storyline, publish hour, news number) per article.
+    """
+    a_topic, a_cluster, a_pub, news_num = arts
     split_dir.mkdir(parents=True, exist_ok=True)
     log.rows.sort(key=lambda row: row[1])  # stable: equal times keep simulation order
     beh_lines: list[str] = []
@@ -376,13 +377,13 @@ def _write_split(
     news_lines: list[str] = []
     ent_used: dict[str, None] = {}
     for a in sorted(used):
-        t = int(a_topic[a])
+        ti = int(a_topic[a])
         c = int(a_cluster[a])
         cross = bool(text_rng.random() < 0.12)
         empty_abs = bool(text_rng.random() < 0.03)
-        title, abstract, tj, aj, eids = article_text(text_rng, t, c, cat, cross, empty_abs)
+        title, abstract, tj, aj, eids = article_text(text_rng, ti, c, cat, cross, empty_abs, float(a_pub[a]))
         ent_used.update(dict.fromkeys(eids))
-        topic = V.TOPICS[t]
+        topic = V.TOPICS[ti]
         sub = (
             cat.cluster_subcat[c]
             if c >= 0
@@ -433,6 +434,11 @@ def _write_truth(
                 "topic": int(cat.cluster_topic[c]),
                 "subcategory": cat.cluster_subcat[c],
                 "entities": [cat.entities[i].wikidata_id for i in cat.cluster_members[c]],
+                "late_entities": {
+                    cat.entities[i].wikidata_id: round(cat.entities[i].debut, 2)
+                    for i in cat.cluster_members[c]
+                    if np.isfinite(cat.entities[i].debut)
+                },
             }
             for c in range(len(cat.cluster_members))
         ],

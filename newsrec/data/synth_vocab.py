@@ -105,7 +105,8 @@ TOPICS: tuple[Topic, ...] = (
         ("lifestyleroyals", "lifestylebuzz", "shop-holidays", "lifestyleparenting"),
         _w(
             "royal wedding|holiday gift guide|fashion trend|home makeover|wedding dress|"
-            "family tradition|style secret|decor idea|etiquette rule|shopping haul|birthday party|charity gala"
+            "family tradition|style secret|decor idea|etiquette rule|shopping haul|"
+            "birthday party|charity gala"
         ),
         _w("shows off|reveals|hosts|wears|shares|celebrates|skips|plans|attends|inspires"),
         _w("elegant|stylish|royal|glamorous|cozy|chic|adorable|timeless"),
@@ -173,7 +174,8 @@ TOPICS: tuple[Topic, ...] = (
         ("tvnews", "tv-celebrity", "tvshows", "tv-recaps"),
         _w(
             "season finale|episode recap|series renewal|reality show twist|cast shake-up|ratings win|"
-            "talk show interview|spinoff series|premiere date|cliffhanger ending|reunion special|streaming debut"
+            "talk show interview|spinoff series|premiere date|cliffhanger ending|"
+            "reunion special|streaming debut"
         ),
         _w("renews|cancels|teases|premieres|recaps|confirms|airs|ends|casts|revives"),
         _w("shocking|emotional|long-awaited|fan-favorite|dramatic|surprise|hilarious|final"),
@@ -275,7 +277,8 @@ TOPICS: tuple[Topic, ...] = (
         ("kids", "kidsfamily", "kidsactivities"),
         _w(
             "cartoon episode|toy release|craft project|school science fair|bedtime story|"
-            "board game|theme park ride|coloring page|family movie night|holiday activity|puppet show|reading list"
+            "board game|theme park ride|coloring page|family movie night|holiday activity|"
+            "puppet show|reading list"
         ),
         _w("introduces|launches|features|teaches|celebrates|brings|inspires|adds|returns with|hosts"),
         _w("colorful|educational|fun|magical|creative|silly|friendly|animated"),

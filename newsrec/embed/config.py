@@ -22,13 +22,19 @@ class ProviderConfig(BaseModel):
 
     provider: Literal["local", "openai"] = "local"
     model: str | None = Field(default=None, description="model name (openai) or model directory (local)")
-    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint, e.g. http://host:8000/v1")
-    dimensions: int | None = Field(default=None, gt=0, description="output size for text-embedding-3-* models")
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint, e.g. http://host:8000/v1"
+    )
+    dimensions: int | None = Field(
+        default=None, gt=0, description="output size for text-embedding-3-* models"
+    )
     api_key_file: Path | None = None
     rpm: float | None = Field(default=None, gt=0, description="requests per minute limit")
     tpm: float | None = Field(default=None, gt=0, description="tokens per minute limit")
     max_retries: int = Field(default=6, ge=0, le=50)
-    backoff_base: float = Field(default=0.5, gt=0, description="first backoff in seconds, doubled per attempt")
+    backoff_base: float = Field(
+        default=0.5, gt=0, description="first backoff in seconds, doubled per attempt"
+    )
     backoff_max: float = Field(default=30.0, gt=0)
     timeout: float = Field(default=60.0, gt=0, description="seconds per HTTP request")
     max_tokens: int | None = Field(default=None, gt=0, description="override the model's input token limit")

@@ -82,7 +82,7 @@ class OpenAIProvider:
         self._secret = secret
         self._timeout = timeout
         self._dimension = dimensions or NATIVE_DIMENSIONS.get(model)
-        self._dim_lock = threading.Lock()
+        self._dim_lock = threading.RLock()  # the probe re-enters via _parse
         self._encoder = _tiktoken_encoder(model)
         self.token_counting = "tiktoken" if self._encoder else f"estimate: chars/{CHARS_PER_TOKEN_ESTIMATE}"
 

@@ -28,7 +28,7 @@ from newsrec.embed.cache import EmbeddingCache, cache_key
 from newsrec.embed.config import PrecomputeConfig
 from newsrec.embed.costs import estimate_cost
 from newsrec.embed.providers import EmbeddingProvider, build_provider
-from newsrec.embed.store import EmbeddingTable, save_embeddings
+from newsrec.embed.store import IDS_FILE, METADATA_FILE, VECTORS_FILE, EmbeddingTable, save_embeddings
 from newsrec.errors import NewsrecError
 
 log = logging.getLogger(__name__)
@@ -126,14 +126,13 @@ def precompute(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     paths = [Path(p) for p in news_paths]
-    provider = provider or build_provider(config.provider)
-    dims_key = getattr(provider, "dimensions", None)
-    report = PrecomputeReport(
-        ok=False, out_dir=str(out_dir), provider=provider.name, model=provider.model, dimension=None
-    )
+    report = PrecomputeReport(ok=False, out_dir=str(out_dir), provider="", model="", dimension=None)
     report.news_files = [str(p) for p in paths]
+    id_text = _read_union(paths, report)  # before the provider: a bad path fails fast, not after a model load
+    provider = provider or build_provider(config.provider)
+    report.provider, report.model = provider.name, provider.model
+    dims_key = getattr(provider, "dimensions", None)
     report.token_counting = getattr(provider, "token_counting", "model tokenizer")
-    id_text = _read_union(paths, report)
     report.count = len(id_text)
 
     unique = list(dict.fromkeys(id_text.values()))
@@ -233,6 +232,10 @@ def precompute(
 
 def _write_failures(out_dir: Path, report: PrecomputeReport) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A table left by an earlier run would not match these inputs: remove it so that
+    # nothing downstream loads an incomplete or stale table.
+    for name in (METADATA_FILE, IDS_FILE, VECTORS_FILE):
+        (out_dir / name).unlink(missing_ok=True)
     payload = {
         "failed_ids": report.failed_ids,
         "batches": [asdict(f) for f in report.failures],

@@ -47,6 +47,7 @@ class FaultPlan:
     fail_substring: str | None = None  # any request with an input containing it fails, every time
     fail_status: int = 400
     block_after: int | None = None  # after this many served requests, hold new ones until release()
+    echo_key_on_401: bool = False  # quote the rejected key in the 401 message, as some APIs do
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultPlan:
@@ -147,7 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
         got = self.headers.get("Authorization", "")
         if hmac.compare_digest(got.encode(), f"Bearer {self.server.api_key}".encode()):
             return True
-        self._error(401, "invalid or missing API key", "invalid_api_key")
+        message = "invalid or missing API key"
+        if self.server.state.plan.echo_key_on_401:
+            message += f": {got.removeprefix('Bearer ')}"
+        self._error(401, message, "invalid_api_key")
         return False
 
     def _read_json(self) -> Any:

@@ -165,7 +165,7 @@ def evaluate_run(config: EvalConfig, splits: dict[str, MindSplit] | None = None)
     `report.md` (+ PNG plots) to `config.out`; return the metrics."""
     from newsrec.eval.report import write_report
 
-    model = load_serving(Path(config.run) / "serving")
+    model = load_serving(Path(config.run) / "serving", threads=None)
     splits = splits if splits is not None else load_dataset(config.data)
     if config.split not in splits:
         raise ValueError(f"{config.data}: no {config.split!r} split (have {', '.join(splits)})")

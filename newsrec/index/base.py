@@ -41,6 +41,7 @@ class SearchHit:
     category: str
     subcategory: str
     published_at: int
+    model_version: str = ""  # the version that produced this hit (all hits of one search share it)
 
 
 class VectorIndex(Protocol):

@@ -20,7 +20,7 @@ from safetensors.numpy import load_file
 
 from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
-from newsrec.models.ranker import FEATURES, NewsTable, numpy_mlp, ranker_features
+from newsrec.models.ranker import FEATURES, NewsTable, matmul, numpy_mlp, ranker_features
 from newsrec.models.towers import ModelConfig, NewsTower
 
 REQUIRED = ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json")
@@ -175,10 +175,10 @@ class ArtifactModel:
             v = u["empty"]
         else:
             h = self.table.vectors[rows]
-            logits = np.tanh(h @ u["att.0.weight"].T + u["att.0.bias"]) @ u["att.2.weight"][0]
+            logits = np.tanh(matmul(h, u["att.0.weight"].T) + u["att.0.bias"]) @ u["att.2.weight"][0]
             w = np.exp(logits - logits.max())
-            pooled = (w / w.sum()) @ h
-            v = pooled @ u["transform.weight"].T + u["transform.bias"]
+            pooled = ((w / w.sum()) @ h).astype(np.float32)
+            v = matmul(pooled[None, :], u["transform.weight"].T)[0] + u["transform.bias"]
         return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
     def score_rows(
@@ -186,7 +186,7 @@ class ArtifactModel:
     ) -> np.ndarray:
         if self.ranker is None:
             valid = cands >= 0
-            return (self.table.vectors[np.where(valid, cands, 0)] @ user) * valid
+            return matmul(self.table.vectors[np.where(valid, cands, 0)], user.astype(np.float32)) * valid
         if now is None:
             now = self.data_clock
         return numpy_mlp(self.ranker, ranker_features(self.table, user, hist, cands, now)).astype(np.float32)
@@ -203,6 +203,11 @@ class ArtifactModel:
         return self._news_tower
 
 
-def load_serving(directory: str | Path) -> ArtifactModel:
-    """Load `RUN/serving/` (or a registry artifact dir) for the online services."""
+def load_serving(directory: str | Path, threads: int | None = 1) -> ArtifactModel:
+    """Load `RUN/serving/` (or a registry artifact dir) for the online services.
+
+    `threads` sets torch's intra-op threads for the process (1: a request is a few
+    small matrix products; more threads only add hand-off cost). None leaves it."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     return ArtifactModel(directory)

@@ -28,6 +28,12 @@ FEATURES = (
 )
 
 
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # torch (one intra-op thread in serving) rather than numpy: OpenBLAS threads spin on
+    # small matrices when the machine is busy, which cost 20x on a loaded host.
+    return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
+
+
 @dataclass
 class NewsTable:
     """Per-article arrays in serving row order."""
@@ -56,9 +62,9 @@ def ranker_features(
     rows = np.where(valid, cand_rows, 0)
     cv = table.vectors[rows] * valid[:, None]
     f = np.zeros((c, len(FEATURES)), dtype=np.float32)
-    f[:, 0] = cv @ user
+    f[:, 0] = matmul(cv, user.astype(np.float32))
     if len(hist_rows):
-        sims = cv @ table.vectors[hist_rows].T
+        sims = matmul(cv, table.vectors[hist_rows].T)
         f[:, 1] = sims.max(1)
         f[:, 2] = sims.mean(1)
         hist_cat = table.category[hist_rows]
@@ -111,8 +117,8 @@ class RankerMLP(nn.Module):
 
 
 def numpy_mlp(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Forward pass of a saved RankerMLP in numpy (serving, no autograd overhead)."""
+    """Forward pass of a saved RankerMLP (matrix products through `_mm`)."""
     h = (x - weights["mean"]) / weights["std"]
-    h = np.maximum(h @ weights["net.0.weight"].T + weights["net.0.bias"], 0)
-    h = np.maximum(h @ weights["net.2.weight"].T + weights["net.2.bias"], 0)
-    return (h @ weights["net.4.weight"].T + weights["net.4.bias"])[:, 0]
+    h = np.maximum(matmul(h.astype(np.float32), weights["net.0.weight"].T) + weights["net.0.bias"], 0)
+    h = np.maximum(matmul(h, weights["net.2.weight"].T) + weights["net.2.bias"], 0)
+    return (matmul(h, weights["net.4.weight"].T) + weights["net.4.bias"])[:, 0]

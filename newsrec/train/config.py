@@ -26,7 +26,9 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(default=1e-4, ge=0)
     temperature: float = Field(default=0.1, gt=0)
     negatives: int = Field(default=4, ge=0)  # shown negatives sampled per positive
-    logq: bool = False  # subtract log popularity from in-batch negative logits
+    # Subtract log(click share) from in-batch logits: in-batch negatives are sampled by
+    # popularity, so without it the towers learn to demote popular articles.
+    logq: bool = True
     grad_clip: float = Field(default=1.0, gt=0)
     patience: int = Field(default=2, ge=1)  # epochs without dev-AUC gain before stopping
     seed: int = 0

@@ -75,7 +75,7 @@ def train_ranker(config: RankerConfig, splits: dict[str, MindSplit] | None = Non
     run = Path(config.run)
     tcfg = TrainConfig.model_validate_json((run / "config.json").read_text())
     serving_dir = run / "serving"
-    model = load_serving(serving_dir)
+    model = load_serving(serving_dir, threads=None)
     model.ranker = None
     splits = splits if splits is not None else load_dataset(config.data)
     parts = split_impressions(

@@ -90,10 +90,13 @@ def test_dedup_empty_and_truncated(tmp_path: Path, local_provider: LocalProvider
     rows += [("D3", "sports", "Same title", "Same abstract"), ("E1", "news", "", "")]
     rows += [("L1", "news", "Long read", "word " * 400)]
     news = write_news(tmp_path / "news.tsv", rows)
-    report = precompute([news], PrecomputeConfig(progress=False, batch_size=4), tmp_path / "out", local_provider)
+    report = precompute(
+        [news], PrecomputeConfig(progress=False, batch_size=4), tmp_path / "out", local_provider
+    )
     assert report.ok and report.count == 11
     assert report.duplicate_texts == 2 and report.unique_texts == 9 and report.embedded_texts == 9
     assert report.empty_texts == 1 and report.truncated == 1
     table = load_embeddings(tmp_path / "out")
     np.testing.assert_array_equal(table.get("D1"), table.get("D3"))
-    assert np.linalg.norm(table.get("E1")) == pytest.approx(1.0, abs=1e-4)
+    empty = table.get("E1")
+    assert empty is not None and np.linalg.norm(empty) == pytest.approx(1.0, abs=1e-4)

@@ -18,7 +18,7 @@ from newsrec.embed.config import PrecomputeConfig, ProviderConfig
 from newsrec.embed.precompute import precompute
 from newsrec.embed.providers import build_provider
 from newsrec.embed.server import EmbeddingHTTPServer, FaultPlan, text_hash
-from newsrec.embed.store import load_embeddings
+from newsrec.embed.store import EmbeddingTable, load_embeddings, save_embeddings
 
 
 def _client(port: int, key: str = "sk-anything") -> openai.OpenAI:
@@ -104,12 +104,14 @@ def test_failed_batch_is_reported_never_zero_and_resumes(
     news = write_news(tmp_path / "news.tsv", rows)
     server.state.set_plan(FaultPlan(fail_substring="poison", fail_status=400))
     cfg = _config(port, tmp_path, batch_size=8, concurrency=2)
+    save_embeddings(tmp_path / "out", EmbeddingTable(["OLD"], np.ones((1, 384), np.float32)))  # stale table
     report = precompute([news], cfg, tmp_path / "out")
     assert not report.ok and len(report.failures) == 1
     assert "BAD1" in report.failed_ids and len(report.failed_ids) == 8
     assert report.failures[0].status == 400 and "HTTP 400" in report.failures[0].error
     assert server.state.faults["fail"] == 1  # a 400 is final: not retried
-    assert not (tmp_path / "out" / "vectors.npy").exists()  # no table with holes or zeros
+    assert not (tmp_path / "out" / "vectors.npy").exists()  # no table with holes, zeros or stale rows
+    assert not (tmp_path / "out" / "metadata.json").exists()
     failures = read_json(tmp_path / "out" / "failures.json")
     assert sorted(failures["failed_ids"]) == sorted(report.failed_ids)
     with EmbeddingCache(tmp_path / "cache") as cache:

@@ -103,7 +103,9 @@ def test_serve_rejects_bad_flags() -> None:
     app = typer.Typer()
     register(app)
     runner = CliRunner()
-    out = runner.invoke(app, ["serve"])
-    assert out.exit_code == 2 and "exactly one of --all or --service" in out.output
+    out = runner.invoke(app, ["serve"], env={"NEWSREC_SERVICE": "", "NEWSREC_CONFIG": ""})
+    assert out.exit_code == 2 and "give --all or --service NAME" in out.output
+    out = runner.invoke(app, ["serve", "--all", "--service", "ranker"])
+    assert out.exit_code == 2 and "not both" in out.output
     out = runner.invoke(app, ["serve", "--service", "ranker", "--metrics-port", "99999"])
     assert out.exit_code == 2 and "metrics_port" in out.output and "Traceback" not in out.output

@@ -100,7 +100,7 @@ def test_cold_start_and_empty_histories(ds: dict[str, MindSplit]) -> None:
 
 
 def _shares(split: MindSplit, truth: dict) -> dict[str, float]:
-    n = Counter()
+    n: Counter[str] = Counter()
     for imp in split.impressions:
         user = truth["users"][imp.user_id]
         topics, clusters = set(user["topics"]), set(user["clusters"])
@@ -143,7 +143,9 @@ def test_entity_vectors_reflect_storylines(ds: dict[str, MindSplit], truth: dict
     def cos(a: str, b: str) -> float:
         return float(vecs[a] @ vecs[b] / np.linalg.norm(vecs[a]) / np.linalg.norm(vecs[b]))
 
-    same, same_topic, other = [], [], []
+    same: list[float] = []
+    same_topic: list[float] = []
+    other: list[float] = []
     for i, ci in enumerate(clusters):
         for j, cj in enumerate(clusters):
             for a in ci[:3]:
@@ -178,3 +180,11 @@ def test_topics_are_separable_from_text(ds: dict[str, MindSplit]) -> None:
 def test_unknown_size(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown size"):
         generate("huge", 1, tmp_path)
+
+
+def test_shared_session_fixture(tmp_path_factory: pytest.TempPathFactory, tiny: Path) -> None:
+    from fixtures_synth import tiny_dataset  # tests/ is on sys.path through tests/conftest.py
+
+    root = tiny_dataset(tmp_path_factory)
+    assert tiny_dataset(tmp_path_factory) == root  # made once, then reused
+    assert _files(root) == _files(tiny)  # same seed as the data tests' own copy

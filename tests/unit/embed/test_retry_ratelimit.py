@@ -51,7 +51,9 @@ def test_call_with_retries_sleeps_retry_after_then_succeeds() -> None:
         return item
 
     stats = RetryStats()
-    out = call_with_retries(fn, RetryPolicy(max_retries=3, base=1.0), stats, sleep=sleeps.append, rand=lambda: 1.0)
+    out = call_with_retries(
+        fn, RetryPolicy(max_retries=3, base=1.0), stats, sleep=sleeps.append, rand=lambda: 1.0
+    )
     assert out == "ok"
     assert sleeps == [3.0, 2.0]  # server hint, then base * 2**1
     assert (stats.requests, stats.retries, stats.rate_limited) == (3, 2, 1)

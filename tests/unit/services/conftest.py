@@ -14,7 +14,14 @@ from services.stack import Stack, start_stack
 
 @pytest.fixture
 def fake_stack() -> Iterator[Stack]:
-    cfg = ServeConfig.model_validate({"grpc_port": 0, "metrics_port": 0, "host": "127.0.0.1"})
+    cfg = ServeConfig.model_validate(
+        {
+            "grpc_port": 0,
+            "metrics_port": 0,
+            "host": "127.0.0.1",
+            "gateway": {"timeouts": {"encode_user": 5, "retrieve": 5, "rank": 5}},
+        }
+    )
     stack = start_stack(cfg, {"a": fake_variant("v1", 0, 50), "b": fake_variant("v2", 1, 50)})
     stack.wait_ready(30)
     yield stack

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
@@ -113,3 +114,40 @@ def test_upsert_then_retrieve_finds_article(fake_stack: Stack) -> None:
                 retrieval_pb2.RetrieveRequest(vector=[float("nan")] * 16, k=3), timeout=5
             )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NaN" in (err.value.details() or "")
+
+
+def test_in_process_stack_same_answers_and_degrades() -> None:
+    from svc_fakes import fake_variant
+
+    from services.config import ServeConfig
+    from services.stack import start_stack
+
+    cfg = ServeConfig.model_validate({"grpc_port": 0, "metrics_port": None, "host": "127.0.0.1"})
+    stack = start_stack(cfg, {"a": fake_variant("v1", 0)}, in_process=True)
+    try:
+        stack.wait_ready(30)
+        with grpc.insecure_channel(f"127.0.0.1:{stack.ports['gateway']}") as ch:
+            resp = _recommend(ch)
+            assert resp.variant == "a" and len(resp.items) == 10 and not resp.degraded
+            bad = _recommend(ch, k=3, history_ids=["N1"], user_id="U9")
+            assert len(bad.items) == 3
+            # a servicer that fails maps to the same degraded path as a dead server
+            stack.servers["ranker/a"].bindings[0].servicer.deps = None
+            resp = _recommend(ch)
+            assert resp.degraded and list(resp.degraded_reasons) == ["ranker_unavailable"]
+    finally:
+        stack.stop(0)
+
+
+def test_stage_timeouts_bounded_by_client_deadline(fake_stack: Stack, gateway_channel: grpc.Channel) -> None:
+    # stage timeouts in this stack are 5 s; the client's 1 s deadline must bound them, so the
+    # answer is a fallback, not DEADLINE_EXCEEDED
+    model = fake_stack.servers["user-encoder/a"].bindings[0].servicer.deps.model
+    model.encode_delay = 3.0
+    stub = recommend_pb2_grpc.RecommendServiceStub(gateway_channel)
+    req = recommend_pb2.RecommendRequest(user_id="U-slow", history_ids=["N5"], k=5, forced_variant="a")
+    t0 = time.perf_counter()
+    resp = stub.Recommend(req, timeout=1.0)
+    assert time.perf_counter() - t0 < 1.0
+    assert resp.degraded and list(resp.degraded_reasons) == ["user_encoder_unavailable"]
+    assert len(resp.items) == 5  # the popular-and-fresh list

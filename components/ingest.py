@@ -1,0 +1,37 @@
+"""Validate a MIND-format dataset and snapshot it as the pipeline's dataset artifact."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Markdown, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def ingest_data(
+    data_dir: str,
+    data_fingerprint: str,
+    max_bad_share: float,
+    dataset: Output[Dataset],
+    report: Output[Markdown],
+) -> None:
+    """Fail on unusable data (message names file/line); otherwise copy it into `dataset`.
+
+    `data_fingerprint` is not read: it is part of the cache key, so changed files re-run
+    the pipeline even when `data_dir` is the same path.
+    """
+    import json
+    import shutil
+    from pathlib import Path
+
+    from newsrec.data.validate import validate_dataset
+    from newsrec.errors import DataError
+
+    result = validate_dataset(Path(data_dir), max_bad_share=max_bad_share)
+    text = json.dumps(result.to_dict(), default=str, indent=2)
+    Path(report.path).write_text(f"# Data validation: {data_dir}\n\n```json\n{text}\n```\n")
+    if not result.usable:
+        raise DataError(f"dataset {data_dir} is not usable: {result.reason}")
+    shutil.copytree(data_dir, dataset.path, ignore=shutil.ignore_patterns(".*"))
+    dataset.metadata["source"] = data_dir
+    dataset.metadata["fingerprint"] = data_fingerprint
+    dataset.metadata["splits"] = [s.name for s in result.splits]

@@ -1,0 +1,57 @@
+"""Publish the serving artifact, evaluation and index location to the model registry."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def publish_model(
+    run: Input[Model],
+    evaluation: Input[Dataset],
+    embeddings: Input[Dataset],
+    index_info: Input[Artifact],
+    registry_root: str,
+    model_name: str,
+    model_version: str,
+    config_json: str,
+    set_current: bool,
+    manifest: Output[Artifact],
+) -> None:
+    """REGISTRY/models/<name>/<version>/ with manifest.json; optionally flips CURRENT."""
+    import json
+    from pathlib import Path
+
+    from newsrec.registry import publish
+
+    run_dir = Path(run.path) / str(run.metadata["run_subdir"])
+    metrics = json.loads((Path(evaluation.path) / "metrics.json").read_text())
+    flat = {
+        f"{scorer}_{key}": float(s[key])
+        for scorer, s in metrics["scorers"].items()
+        for key in ("auc", "mrr", "ndcg5", "ndcg10")
+    }
+    emb = embeddings.metadata
+    m = publish(
+        registry_root,
+        model_name,
+        model_version,
+        artifacts={"serving": run_dir / "serving", "evaluation": Path(evaluation.path)},
+        config=json.loads(config_json),
+        metrics=flat,
+        embedding={"provider": emb["provider"], "model": emb["model"], "dimensions": emb.get("dimension")},
+        index_info=json.loads(Path(index_info.path).read_text()),
+        set_current=set_current,
+    )
+    summary = {
+        "registry": str(registry_root),
+        "name": m.name,
+        "version": m.version,
+        "manifest": str(m.version_dir() / "manifest.json"),
+        "metrics": m.metrics,
+        "index": m.index.model_dump() if m.index else None,
+        "serving_model_version": evaluation.metadata.get("model_version"),
+    }
+    Path(manifest.path).write_text(json.dumps(summary, indent=2))
+    manifest.metadata.update({"name": m.name, "version": m.version})

@@ -1,0 +1,55 @@
+"""Train the two towers (ID + LLM text + KG/GNN fusion) and export the serving artifact."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def train_two_tower(
+    dataset: Input[Dataset],
+    embeddings: Input[Dataset],
+    graph: Input[Dataset],
+    epochs: int,
+    fusion: str,
+    output_dim: int,
+    max_train_impressions: int,
+    seed: int,
+    run: Output[Model],
+    metrics: Output[Metrics],
+) -> None:
+    """A run directory with checkpoints, history and serving/ (newsrec.train.train_two_tower)."""
+    from pathlib import Path
+
+    import torch
+
+    from newsrec.models.towers import ModelConfig
+    from newsrec.train.config import TrainConfig
+    from newsrec.train.two_tower import train_two_tower as train
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    cfg = TrainConfig(
+        data=Path(dataset.path),
+        embeddings=Path(embeddings.path),
+        kg=Path(graph.path),
+        out=Path(run.path) / "run",
+        epochs=epochs,
+        seed=seed,
+        max_train_impressions=max_train_impressions or None,
+        model=ModelConfig(output_dim=output_dim, fusion=fusion),  # type: ignore[arg-type]
+        progress=False,
+    )
+    result = train(cfg)
+    metrics.log_metric("best_dev_auc", result.best_dev_auc)
+    metrics.log_metric("best_epoch", float(result.best_epoch))
+    metrics.log_metric("impressions_per_second", result.impressions_per_second)
+    run.metadata.update(
+        {
+            "framework": "pytorch",
+            "run_subdir": "run",  # downstream steps read RUN/<run_subdir>/serving
+            "output_dim": float(output_dim),
+            "fusion": fusion,
+            "best_dev_auc": result.best_dev_auc,
+        }
+    )

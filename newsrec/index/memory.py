@@ -1,0 +1,185 @@
+"""Exact in-memory search, and a mirror of a Milvus collection that serves from memory.
+
+Why: on Milvus Lite 2.5.1 a FLAT search of 100k vectors costs several times an exact
+numpy scan (figures in docs/benchmarks/retrieval.md), over the serving budget of p99 ≤
+2x the exact scan. `MirroredIndex` keeps the Milvus collection as the source of truth
+(versioned, behind the alias) and answers searches from an exact numpy copy of the
+collection the alias points at; it reloads the copy when the alias moves and writes
+upserts to Milvus first, then to the copy. Filters are applied as masks inside the scan.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from newsrec.errors import InvalidInput
+from newsrec.index.base import NewsRecord, SearchFilters, SearchHit
+from newsrec.index.milvus import MilvusIndex
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable table of one collection; replaced, never mutated, so readers need no lock."""
+
+    collection: str
+    ids: list[str]
+    vectors: np.ndarray  # (N, dim) float32
+    categories: np.ndarray  # (N,) int32 codes into `category_names`
+    category_names: list[str]
+    subcategories: list[str]
+    published_at: np.ndarray  # (N,) int64
+    model_versions: list[str]
+    row_of: dict[str, int]  # news id -> row
+
+    @classmethod
+    def from_records(cls, collection: str, records: Sequence[NewsRecord]) -> Snapshot:
+        names = sorted({r.category for r in records})
+        code = {c: i for i, c in enumerate(names)}
+        dim = int(np.asarray(records[0].vector).shape[-1]) if records else 0
+        return cls(
+            collection=collection,
+            ids=[r.news_id for r in records],
+            vectors=np.stack([np.asarray(r.vector, np.float32) for r in records])
+            if records
+            else np.zeros((0, dim), np.float32),
+            categories=np.array([code[r.category] for r in records], dtype=np.int32),
+            category_names=names,
+            subcategories=[r.subcategory for r in records],
+            published_at=np.array([r.published_at for r in records], dtype=np.int64),
+            model_versions=[r.model_version for r in records],
+            row_of={r.news_id: n for n, r in enumerate(records)},
+        )
+
+    def records(self) -> list[NewsRecord]:
+        return [
+            NewsRecord(
+                i,
+                self.vectors[n],
+                self.category_names[self.categories[n]],
+                self.subcategories[n],
+                int(self.published_at[n]),
+                self.model_versions[n],
+            )
+            for n, i in enumerate(self.ids)
+        ]
+
+    def with_upserts(self, new: Sequence[NewsRecord]) -> Snapshot:
+        """A new snapshot with `new` rows inserted or replaced (copy on write)."""
+        by_id = {r.news_id: r for r in self.records()}
+        by_id.update({r.news_id: r for r in new})
+        return Snapshot.from_records(self.collection, list(by_id.values()))
+
+    def search(self, vectors: np.ndarray, k: int, filters: SearchFilters | None) -> list[list[SearchHit]]:
+        scores = np.asarray(vectors, np.float32) @ self.vectors.T  # (n, N)
+        mask = _filter_mask(self, filters)
+        if mask is not None:
+            scores[:, ~mask] = -np.inf
+        k_eff = min(k, scores.shape[1])
+        if k_eff == 0:
+            return [[] for _ in range(scores.shape[0])]
+        top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        out = []
+        for row, cand in zip(scores, top, strict=True):
+            order = cand[np.argsort(-row[cand], kind="stable")]
+            out.append(
+                [
+                    SearchHit(
+                        news_id=self.ids[j],
+                        score=float(row[j]),
+                        category=self.category_names[self.categories[j]],
+                        subcategory=self.subcategories[j],
+                        published_at=int(self.published_at[j]),
+                        model_version=self.model_versions[j],
+                    )
+                    for j in order
+                    if row[j] != -np.inf
+                ]
+            )
+        return out
+
+
+def _filter_mask(snap: Snapshot, filters: SearchFilters | None) -> np.ndarray | None:
+    if filters is None:
+        return None
+    if not (filters.exclude_ids or filters.categories or filters.published_after is not None):
+        return None
+    mask = np.ones(len(snap.ids), dtype=bool)
+    if filters.categories:
+        codes = [i for i, c in enumerate(snap.category_names) if c in set(filters.categories)]
+        mask &= np.isin(snap.categories, codes)
+    if filters.published_after is not None:
+        mask &= snap.published_at > filters.published_after
+    if filters.exclude_ids:
+        rows = [snap.row_of[i] for i in filters.exclude_ids if i in snap.row_of]
+        mask[rows] = False
+    return mask
+
+
+class MirroredIndex:
+    """`VectorIndex` serving exact searches from memory, with Milvus as the versioned source of truth."""
+
+    def __init__(self, source: MilvusIndex, refresh_s: float = 5.0) -> None:
+        self.source = source
+        self.refresh_s = refresh_s  # how often the alias target is re-checked
+        self._snaps: dict[str, tuple[Snapshot, float]] = {}
+        self._lock = threading.Lock()
+
+    def snapshot(self, alias: str) -> Snapshot:
+        """The in-memory copy of the collection behind `alias`, (re)loaded when the alias moved."""
+        now = time.monotonic()
+        got = self._snaps.get(alias)
+        if got is not None and now - got[1] < self.refresh_s:
+            return got[0]
+        with self._lock:
+            target = self.source.resolve_alias(alias)
+            got = self._snaps.get(alias)
+            if got is None or got[0].collection != target:
+                coll, recs = self.source.fetch_all(alias)
+                got = (Snapshot.from_records(coll, recs), now)
+            self._snaps[alias] = (got[0], now)
+            return got[0]
+
+    def build_version(self, alias: str, version: str, records: Sequence[NewsRecord]) -> str:
+        coll = self.source.build_version(alias, version, records)
+        with self._lock:
+            self._snaps[alias] = (Snapshot.from_records(coll, records), time.monotonic())
+        return coll
+
+    def upsert(self, alias: str, records: Sequence[NewsRecord]) -> None:
+        self.source.upsert(alias, records)  # Milvus first: it is the source of truth
+        with self._lock:
+            snap = self.snapshot(alias) if alias not in self._snaps else self._snaps[alias][0]
+            if snap.vectors.shape[1] != np.asarray(records[0].vector).shape[-1]:
+                raise InvalidInput(f"upsert into {alias}: dimension differs from the collection")
+            self._snaps[alias] = (snap.with_upserts(records), time.monotonic())
+
+    def search(
+        self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[list[SearchHit]]:
+        if k <= 0:
+            raise InvalidInput(f"k={k}: must be positive")
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise InvalidInput(f"query vectors must have shape (n, dim), got {vectors.shape}")
+        return self.snapshot(alias).search(vectors, k, filters)
+
+    def count(self, alias: str) -> int:
+        return len(self.snapshot(alias).ids)
+
+    def resolve_alias(self, alias: str) -> str:
+        return self.snapshot(alias).collection
+
+
+def exact_search(index_vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (indices, scores) by inner product: the exact baseline of the benchmark."""
+    scores = queries @ index_vectors.T
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-part, axis=1)
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1)

@@ -1,0 +1,426 @@
+"""Milvus implementation of `VectorIndex`: one collection per model version, an alias per model.
+
+`MilvusIndex.from_uri(uri)`: a local file path means Milvus Lite (the milvus-lite 2.5.1
+C++ engine, started by pymilvus in a subprocess), `http(s)://...` a Milvus server.
+pymilvus is imported lazily and the client is built on first use, never at import.
+
+Aliases: a Milvus server has native aliases (`create_alias`/`alter_alias`, atomic on
+the server). Milvus Lite 2.5.1 answers UNIMPLEMENTED to every alias call, so on Lite the
+alias is a row of a small bookkeeping collection (`newsrec_meta`), replaced by one
+`upsert`; readers resolve it once per search, so a search sees one whole version. The
+same collection records which versions finished building (with a fingerprint of their
+input), which is what makes `build_version` idempotent.
+
+Idempotency: building (alias, version) again with the same records is a no-op (it only
+re-points the alias). A half-built or differently-built collection of that version is
+dropped and rebuilt cleanly, unless the alias currently serves it: then the call fails,
+because rebuilding in place would show readers a partial collection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from newsrec.errors import InvalidInput, NotFound, Unavailable
+from newsrec.index.base import NewsRecord, SearchFilters, SearchHit
+
+META_COLLECTION = "newsrec_meta"
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
+MAX_TOPK = 16384
+_OUTPUT_FIELDS = ["category", "subcategory", "published_at", "model_version"]
+_STR_LEN = 256
+
+
+def sanitize(name: str) -> str:
+    """Milvus names: letters, digits and underscores only."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name.strip())
+    if not cleaned:
+        raise InvalidInput(f"name {name!r} has no usable characters")
+    return cleaned
+
+
+def alias_name(model: str) -> str:
+    return f"news_{sanitize(model)}"
+
+
+def collection_name(alias: str, version: str) -> str:
+    """`news_<model>_<version>` for alias `news_<model>`."""
+    return f"{sanitize(alias)}_{sanitize(version)}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """Milvus index type and its build/search knobs."""
+
+    index_type: str = "FLAT"
+    nlist: int = 1024  # IVF_FLAT: number of clusters
+    nprobe: int = 64  # IVF_FLAT: clusters scanned per query
+
+    def __post_init__(self) -> None:
+        if self.index_type not in INDEX_TYPES:
+            raise InvalidInput(f"index type {self.index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
+
+    def build_params(self) -> dict[str, Any]:
+        return {"nlist": self.nlist} if self.index_type == "IVF_FLAT" else {}
+
+    def search_params(self) -> dict[str, Any]:
+        params = {"nprobe": self.nprobe} if self.index_type == "IVF_FLAT" else {}
+        return {"metric_type": "IP", "params": params}
+
+
+def fingerprint(records: Sequence[NewsRecord], spec: IndexSpec) -> str:
+    """Content hash of a build input (ids, vectors, metadata, index spec)."""
+    h = hashlib.sha256(repr(spec).encode())
+    for r in records:
+        h.update(
+            f"{r.news_id}\0{r.category}\0{r.subcategory}\0{r.published_at}\0{r.model_version}\0".encode()
+        )
+        h.update(np.ascontiguousarray(r.vector, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def filter_expr(filters: SearchFilters | None) -> str:
+    """Milvus boolean expression for `filters` (evaluated inside the search)."""
+    if filters is None:
+        return ""
+    parts = []
+    if filters.exclude_ids:
+        parts.append(f"news_id not in {json.dumps(list(filters.exclude_ids))}")
+    if filters.categories:
+        parts.append(f"category in {json.dumps(list(filters.categories))}")
+    if filters.published_after is not None:
+        parts.append(f"published_at > {int(filters.published_after)}")
+    return " and ".join(parts)
+
+
+class MilvusIndex:
+    """`VectorIndex` over a Milvus server or a Milvus Lite file."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        client: Any = None,
+        token: str = "",
+        spec: IndexSpec | None = None,
+        keep_versions: int = 2,
+        batch_size: int = 5000,
+        alias_ttl_s: float = 1.0,
+        progress: bool = False,
+    ) -> None:
+        self.uri = uri
+        self.lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        self.spec = spec or IndexSpec()
+        self.keep_versions = max(1, keep_versions)  # the previous version stays for in-flight readers
+        self.batch_size = batch_size
+        self.alias_ttl_s = alias_ttl_s
+        self.progress = progress
+        self._token = token
+        self._client = client
+        self._lock = threading.RLock()
+        self._alias_cache: dict[str, tuple[str, float]] = {}
+        self._meta_ready = False
+
+    @classmethod
+    def from_uri(cls, uri: str, **kwargs: Any) -> MilvusIndex:
+        """A file path → Milvus Lite; `http(s)://host:port` → a Milvus server. Connects lazily."""
+        if not uri:
+            raise InvalidInput("milvus uri is empty")
+        return cls(uri, **kwargs)
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from pymilvus import MilvusClient  # lazy: pymilvus starts gRPC machinery on import
+
+                try:
+                    self._client = MilvusClient(uri=self.uri, token=self._token)
+                except Exception as exc:
+                    raise Unavailable(f"cannot open Milvus at {self.uri}: {exc}") from exc
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+                self._meta_ready = False
+
+    # -- bookkeeping collection -------------------------------------------------------------
+
+    def _ensure_meta(self) -> None:
+        if self._meta_ready:
+            return
+        from pymilvus import DataType
+
+        c = self.client
+        if not c.has_collection(META_COLLECTION):
+            schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
+            schema.add_field("value", DataType.VARCHAR, max_length=8192)
+            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
+            params = c.prepare_index_params()
+            params.add_index(field_name="v", index_type="FLAT", metric_type="L2")
+            c.create_collection(
+                META_COLLECTION, schema=schema, index_params=params, consistency_level="Strong"
+            )
+        c.load_collection(META_COLLECTION)
+        self._meta_ready = True
+
+    def _meta_get(self, key: str) -> str | None:
+        self._ensure_meta()
+        rows = self.client.get(META_COLLECTION, ids=[key], output_fields=["value"])
+        return str(rows[0]["value"]) if rows else None
+
+    def _meta_set(self, key: str, value: str) -> None:
+        self._ensure_meta()
+        self.client.upsert(META_COLLECTION, [{"key": key, "value": value, "v": [0.0, 0.0]}])
+
+    def _meta_delete(self, key: str) -> None:
+        self._ensure_meta()
+        self.client.delete(META_COLLECTION, ids=[key])
+
+    # -- aliases --------------------------------------------------------------------------
+
+    def resolve_alias(self, alias: str) -> str:
+        now = time.monotonic()
+        cached = self._alias_cache.get(alias)
+        if cached is not None and now - cached[1] < self.alias_ttl_s:
+            return cached[0]
+        target: str | None
+        if self.lite:
+            target = self._meta_get(f"alias:{alias}")
+        else:
+            try:
+                target = str(self.client.describe_alias(alias)["collection_name"])
+            except Exception:
+                target = None
+        if not target:
+            raise NotFound(f"Milvus alias {alias!r} does not exist at {self.uri} (no version built yet?)")
+        self._alias_cache[alias] = (target, now)
+        return target
+
+    def _try_resolve(self, alias: str) -> str | None:
+        try:
+            return self.resolve_alias(alias)
+        except NotFound:
+            return None
+
+    def _flip_alias(self, alias: str, collection: str) -> None:
+        with self._lock:
+            if self.lite:
+                self._meta_set(f"alias:{alias}", collection)
+            elif self._try_resolve(alias) is None:
+                self.client.create_alias(collection, alias)
+            else:
+                self.client.alter_alias(collection, alias)
+            self._alias_cache[alias] = (collection, time.monotonic())
+
+    # -- build ------------------------------------------------------------------------------
+
+    def build_version(self, alias: str, version: str, records: Sequence[NewsRecord]) -> str:
+        """Build, load and check the collection of `version`, then flip `alias` to it."""
+        alias = sanitize(alias)
+        coll = collection_name(alias, version)
+        dim = _check_records(records)
+        fp = fingerprint(records, self.spec)
+        c = self.client
+        with self._lock:
+            marker = self._meta_get(f"built:{coll}")
+            if marker and json.loads(marker)["fingerprint"] == fp and c.has_collection(coll):
+                c.load_collection(coll)
+                self._flip_alias(alias, coll)
+                return coll  # same input, already built: no-op
+            if c.has_collection(coll):
+                if self._try_resolve(alias) == coll:
+                    raise InvalidInput(
+                        f"collection {coll} is serving alias {alias} and was built from different records; "
+                        "build a new version instead of rebuilding the served one"
+                    )
+                c.drop_collection(coll)  # half-built or stale: rebuild from scratch
+            self._meta_delete(f"built:{coll}")
+            self._create(coll, dim)
+            try:
+                self._insert(coll, records)
+                c.flush(coll)
+                c.load_collection(coll)
+                self._check(coll, records)
+            except BaseException:
+                c.drop_collection(coll)
+                raise
+            info = {"fingerprint": fp, "alias": alias, "version": version, "count": len(records)}
+            self._meta_set(f"built:{coll}", json.dumps({**info, "built_at": time.time()}))
+            self._flip_alias(alias, coll)
+            self._drop_old_versions(alias, keep=coll)
+        return coll
+
+    def _create(self, coll: str, dim: int) -> None:
+        from pymilvus import DataType
+
+        c = self.client
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("news_id", DataType.VARCHAR, is_primary=True, max_length=_STR_LEN)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("category", DataType.VARCHAR, max_length=_STR_LEN)
+        schema.add_field("subcategory", DataType.VARCHAR, max_length=_STR_LEN)
+        schema.add_field("published_at", DataType.INT64)
+        schema.add_field("model_version", DataType.VARCHAR, max_length=_STR_LEN)
+        params = c.prepare_index_params()
+        params.add_index(
+            field_name="vector",
+            index_type=self.spec.index_type,
+            metric_type="IP",
+            params=self.spec.build_params(),
+        )
+        c.create_collection(coll, schema=schema, index_params=params, consistency_level="Strong")
+
+    def _insert(self, coll: str, records: Sequence[NewsRecord]) -> None:
+        bar = tqdm(total=len(records), desc=f"insert {coll}", unit="row", disable=not self.progress)
+        for start in range(0, len(records), self.batch_size):
+            batch = records[start : start + self.batch_size]
+            self.client.insert(coll, [_row(r) for r in batch])
+            bar.update(len(batch))
+        bar.close()
+
+    def _check(self, coll: str, records: Sequence[NewsRecord]) -> None:
+        """Row count equals the input and a sample of rows finds itself."""
+        got = self._count(coll)
+        if got != len(records):
+            raise Unavailable(f"collection {coll}: {got} rows after insert, expected {len(records)}")
+        rng = np.random.default_rng(0)
+        sample = [records[int(i)] for i in rng.choice(len(records), size=min(5, len(records)), replace=False)]
+        res = self._search(coll, np.stack([r.vector for r in sample]), 10, "")
+        for r, hits in zip(sample, res, strict=True):
+            if r.news_id not in {h.news_id for h in hits}:
+                raise Unavailable(f"collection {coll}: sample row {r.news_id} not found by its own vector")
+
+    def versions(self, alias: str) -> list[dict[str, Any]]:
+        """Built versions behind `alias` (from the bookkeeping rows), oldest first."""
+        self._ensure_meta()
+        rows = self.client.query(META_COLLECTION, filter='key like "built:%"', output_fields=["key", "value"])
+        out = []
+        for row in rows:
+            info = json.loads(row["value"])
+            if info.get("alias") == sanitize(alias):
+                out.append({**info, "collection": row["key"].removeprefix("built:")})
+        return sorted(out, key=lambda i: float(i["built_at"]))
+
+    def _drop_old_versions(self, alias: str, keep: str) -> None:
+        old = [v["collection"] for v in self.versions(alias) if v["collection"] != keep]
+        for coll in old[: max(0, len(old) - (self.keep_versions - 1))]:
+            self.client.drop_collection(coll)
+            self._meta_delete(f"built:{coll}")
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def upsert(self, alias: str, records: Sequence[NewsRecord]) -> None:
+        if not records:
+            return
+        coll = self.resolve_alias(alias)
+        _check_records(records)
+        self.client.upsert(coll, [_row(r) for r in records])
+
+    def search(
+        self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> list[list[SearchHit]]:
+        if not 0 < k <= MAX_TOPK:
+            raise InvalidInput(f"k={k}: must be between 1 and {MAX_TOPK}")
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise InvalidInput(f"query vectors must have shape (n, dim), got {vectors.shape}")
+        return self._search(self.resolve_alias(alias), vectors, k, filter_expr(filters))
+
+    def _search(self, coll: str, vectors: np.ndarray, k: int, expr: str) -> list[list[SearchHit]]:
+        res = self.client.search(
+            coll,
+            data=[v.tolist() for v in vectors],
+            limit=k,
+            filter=expr,
+            output_fields=_OUTPUT_FIELDS,
+            search_params=self.spec.search_params(),
+        )
+        return [
+            [
+                SearchHit(
+                    news_id=str(h["id"]),
+                    score=float(h["distance"]),
+                    category=str(h["entity"]["category"]),
+                    subcategory=str(h["entity"]["subcategory"]),
+                    published_at=int(h["entity"]["published_at"]),
+                    model_version=str(h["entity"]["model_version"]),
+                )
+                for h in hits
+            ]
+            for hits in res
+        ]
+
+    def count(self, alias: str) -> int:
+        return self._count(self.resolve_alias(alias))
+
+    def _count(self, coll: str) -> int:
+        rows = self.client.query(coll, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def fetch_all(self, alias: str) -> tuple[str, list[NewsRecord]]:
+        """Every row behind `alias` (collection name, records): feeds an in-memory mirror."""
+        coll = self.resolve_alias(alias)
+        it = self.client.query_iterator(
+            coll, batch_size=self.batch_size, output_fields=["news_id", "vector", *_OUTPUT_FIELDS]
+        )
+        out: list[NewsRecord] = []
+        try:
+            while batch := it.next():
+                out.extend(
+                    NewsRecord(
+                        news_id=str(r["news_id"]),
+                        vector=np.asarray(r["vector"], dtype=np.float32),
+                        category=str(r["category"]),
+                        subcategory=str(r["subcategory"]),
+                        published_at=int(r["published_at"]),
+                        model_version=str(r["model_version"]),
+                    )
+                    for r in batch
+                )
+        finally:
+            it.close()
+        return coll, out
+
+
+def _row(r: NewsRecord) -> dict[str, Any]:
+    return {
+        "news_id": r.news_id,
+        "vector": np.asarray(r.vector, dtype=np.float32).tolist(),
+        "category": r.category,
+        "subcategory": r.subcategory,
+        "published_at": int(r.published_at),
+        "model_version": r.model_version,
+    }
+
+
+def _check_records(records: Sequence[NewsRecord]) -> int:
+    """Common dimension of `records`; clear errors for empty input, bad shapes, duplicate ids."""
+    if not records:
+        raise InvalidInput("no records to index")
+    dim = int(np.asarray(records[0].vector).shape[-1])
+    seen: set[str] = set()
+    for r in records:
+        shape = np.asarray(r.vector).shape
+        if shape != (dim,):
+            raise InvalidInput(f"news {r.news_id}: vector shape {shape}, expected ({dim},)")
+        if r.news_id in seen:
+            raise InvalidInput(f"news {r.news_id}: duplicate id in the records")
+        if len(r.news_id) > _STR_LEN or not r.news_id:
+            raise InvalidInput(f"news id {r.news_id!r}: must be 1..{_STR_LEN} characters")
+        seen.add(r.news_id)
+    return dim

@@ -1,0 +1,278 @@
+"""`newsrec pipeline compile|run|submit` and `newsrec pipeline registry list|show|set-current`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from newsrec.errors import NewsrecError
+
+app = typer.Typer(help="Kubeflow pipeline: compile, run locally, submit; registry.", no_args_is_help=True)
+registry_app = typer.Typer(help="Inspect and flip model versions in a registry.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+_out = Console()
+_err = Console(stderr=True)
+
+# Options shared by `run` and `submit` (the pipeline's parameters).
+Provider = Annotated[str, typer.Option(help="embedding provider: local | openai")]
+EmbModel = Annotated[str, typer.Option(help="embedding model ('' = provider default)")]
+BaseUrl = Annotated[str, typer.Option(help="OpenAI-compatible base URL ('' = default)")]
+Dims = Annotated[int, typer.Option(help="embedding dimensions (0 = model default)")]
+Fusion = Annotated[str, typer.Option(help="attention | gate | concat")]
+IndexType = Annotated[str, typer.Option(help="Milvus index: FLAT | IVF_FLAT | AUTOINDEX")]
+Version = Annotated[str, typer.Option(help="model version ('' = v<hash of data + parameters>)")]
+
+
+_WHERE = ("data_dir", "milvus_uri", "registry_root", "model_version")
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    """Pipeline arguments. The config (everything but locations) goes into the registry
+    manifest; an empty model_version becomes `v<hash of the config>`, so the same inputs
+    give the same version (and cache hits) and changed inputs a new version, never a
+    rebuild of a served collection."""
+    config = {k: v for k, v in kw.items() if k not in _WHERE}
+    config_json = json.dumps(config, sort_keys=True)
+    if not kw.get("model_version"):
+        kw["model_version"] = "v" + hashlib.sha256(config_json.encode()).hexdigest()[:10]
+    return {**kw, "config_json": config_json}
+
+
+def data_fingerprint(root: Path) -> str:
+    """Hash of file names, sizes and modification times under `root` (cheap, changes with the data)."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.name.startswith("."):
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@app.command("compile")
+def compile_cmd(
+    out: Annotated[Path, typer.Option(help="IR YAML to write")] = Path("pipeline.yaml"),
+) -> None:
+    """Compile the pipeline (with the Kubernetes secret wiring) to IR YAML."""
+    from kfp import compiler
+
+    from pipelines.newsrec_pipeline import build_pipeline
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build_pipeline(for_cluster=True), str(out))
+    _out.print(f"wrote {out}")
+
+
+@app.command()
+def run(
+    data: Annotated[Path, typer.Option(help="MIND-format dataset root (train/, dev/)")],
+    out: Annotated[Path, typer.Option(help="output dir: pipeline root, cache, milvus.db, registry/")],
+    model_name: str = "two_tower",
+    model_version: Version = "",
+    embedding_provider: Provider = "local",
+    embedding_model: EmbModel = "",
+    embedding_base_url: BaseUrl = "",
+    embedding_dimensions: Dims = 0,
+    fusion: Fusion = "attention",
+    epochs: int = 3,
+    output_dim: int = 256,
+    max_train_impressions: int = 0,
+    index_type: IndexType = "FLAT",
+    milvus_uri: Annotated[str, typer.Option(help="default: OUT/milvus.db (Milvus Lite)")] = "",
+    registry_root: Annotated[str, typer.Option(help="default: OUT/registry")] = "",
+    cache: Annotated[bool, typer.Option(help="reuse finished steps with the same inputs")] = True,
+) -> None:
+    """Run the same pipeline on this machine, offline, through kfp.local (subprocess runner)."""
+    if not data.is_dir():
+        raise typer.BadParameter(f"{data}: not a directory", param_hint="--data")
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    params = _params(
+        data_dir=str(data.resolve()),
+        data_fingerprint=data_fingerprint(data),
+        milvus_uri=milvus_uri or str(out / "milvus.db"),
+        registry_root=registry_root or str(out / "registry"),
+        model_name=model_name,
+        model_version=model_version,
+        embedding_provider=embedding_provider,
+        embedding_model=embedding_model,
+        embedding_base_url=embedding_base_url,
+        embedding_dimensions=embedding_dimensions,
+        fusion=fusion,
+        epochs=epochs,
+        output_dim=output_dim,
+        max_train_impressions=max_train_impressions,
+        index_type=index_type,
+    )
+    try:
+        summary = run_local(params, out, cache=cache)
+    except NewsrecError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    print_summary(summary)
+
+
+def run_local(params: dict[str, Any], out: Path, cache: bool = True) -> dict[str, Any]:
+    """Run the pipeline with kfp.local; returns the publish step's summary plus timings."""
+    from kfp import local
+
+    from pipelines.newsrec_pipeline import build_pipeline
+
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(out / "pipeline_root"),
+        enable_caching=cache,
+        cache_root=str(out / "kfp_cache"),
+        raise_on_error=True,
+    )
+    logging.getLogger().setLevel(logging.INFO)  # kfp.local reports each task (and cache hits) at INFO
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # Local-runner notes that do not apply: display names are UI-only, and the
+            # project image *is* this environment (use_venv=False runs in it).
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            task = build_pipeline(for_cluster=False)(**params)
+    except RuntimeError as exc:  # kfp.local raises RuntimeError naming the failed task
+        raise NewsrecError(f"pipeline failed: {exc}") from exc
+    summary = json.loads(Path(task.output.path).read_text())
+    summary["duration_s"] = round(time.perf_counter() - started, 1)
+    summary["pipeline_root"] = str(out / "pipeline_root")
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"published {summary['name']}/{summary['version']} in {summary['duration_s']} s")
+    table.add_column("item")
+    table.add_column("value")
+    table.add_row("manifest", summary["manifest"])
+    idx = summary.get("index") or {}
+    coll = f"{idx.get('collection')} (alias {idx.get('alias')}, {idx.get('count')} rows)"
+    table.add_row("milvus", f"{idx.get('uri')}: {coll}")
+    table.add_row("model version", str(summary.get("serving_model_version")))
+    table.add_row("pipeline root", summary["pipeline_root"])
+    for k, v in sorted(summary["metrics"].items()):
+        table.add_row(k, f"{v:.4f}")
+    _out.print(table)
+
+
+@app.command()
+def submit(
+    host: Annotated[str, typer.Option(help="Kubeflow Pipelines API endpoint, e.g. http://localhost:8080")],
+    data: Annotated[str, typer.Option(help="dataset location as the cluster sees it")],
+    milvus_uri: Annotated[str, typer.Option(help="e.g. http://milvus.milvus:19530")],
+    registry_root: Annotated[str, typer.Option(help="registry root as the cluster sees it")],
+    experiment: Annotated[str, typer.Option(help="experiment name")] = "newsrec",
+    run_name: Annotated[str, typer.Option(help="run name (default: pipeline name + time)")] = "",
+    model_name: str = "two_tower",
+    model_version: Version = "",
+    embedding_provider: Provider = "local",
+    embedding_model: EmbModel = "",
+    embedding_base_url: BaseUrl = "",
+    embedding_dimensions: Dims = 0,
+    fusion: Fusion = "attention",
+    epochs: int = 3,
+    output_dim: int = 256,
+    index_type: IndexType = "FLAT",
+    token: Annotated[str, typer.Option(envvar="KFP_TOKEN", help="bearer token (env KFP_TOKEN)")] = "",
+) -> None:
+    """Compile and submit the pipeline to a Kubeflow Pipelines cluster with kfp.Client."""
+    import kfp
+
+    from pipelines.newsrec_pipeline import build_pipeline
+
+    if not host.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{host!r}: must start with http:// or https://", param_hint="--host")
+    params = _params(
+        data_dir=data,
+        milvus_uri=milvus_uri,
+        registry_root=registry_root,
+        model_name=model_name,
+        model_version=model_version,
+        embedding_provider=embedding_provider,
+        embedding_model=embedding_model,
+        embedding_base_url=embedding_base_url,
+        embedding_dimensions=embedding_dimensions,
+        fusion=fusion,
+        epochs=epochs,
+        output_dim=output_dim,
+        index_type=index_type,
+    )
+    client = kfp.Client(host=host, existing_token=token or None)
+    result = client.create_run_from_pipeline_func(
+        build_pipeline(for_cluster=True),
+        arguments=params,
+        run_name=run_name or None,
+        experiment_name=experiment,
+        enable_caching=True,
+    )
+    _out.print(f"submitted run {result.run_id} to {host} (experiment {experiment})")
+
+
+@registry_app.command("list")
+def registry_list(
+    root: Annotated[Path, typer.Option(help="registry root")],
+    name: Annotated[str | None, typer.Option(help="model name (default: all)")] = None,
+) -> None:
+    """Versions per model, with the current one marked."""
+    from newsrec.registry import Registry
+
+    reg = Registry(root)
+    table = Table(title=f"registry {root}")
+    for col in ("model", "version", "current", "created", "collection"):
+        table.add_column(col)
+    for model in [name] if name else reg.list_models():
+        current = reg.current(model)
+        for version in reg.list_versions(model):
+            m = reg.resolve(model, version)
+            coll = m.index.collection if m.index else ""
+            table.add_row(model, version, "*" if version == current else "", m.created_at, coll)
+    _out.print(table)
+
+
+@registry_app.command("show")
+def registry_show(
+    root: Annotated[Path, typer.Option(help="registry root")],
+    name: str = typer.Argument(..., help="model name"),
+    version: str | None = typer.Argument(None, help="version (default: current)"),
+    verify: Annotated[bool, typer.Option(help="recompute artifact checksums")] = True,
+) -> None:
+    """Print a version's manifest (and verify its checksums)."""
+    from newsrec.registry import Registry
+
+    try:
+        m = Registry(root).resolve(name, version)
+        if verify:
+            m.verify()
+    except NewsrecError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _out.print_json(m.model_dump_json())
+    if verify:
+        _out.print("[green]checksums OK[/green]")
+
+
+@registry_app.command("set-current")
+def registry_set_current(
+    root: Annotated[Path, typer.Option(help="registry root")],
+    name: str = typer.Argument(..., help="model name"),
+    version: str = typer.Argument(..., help="version to make current"),
+) -> None:
+    """Atomically point CURRENT at VERSION."""
+    from newsrec.registry import Registry
+
+    try:
+        Registry(root).set_current(name, version)
+    except NewsrecError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _out.print(f"{name}: current = {version}")

@@ -1,0 +1,54 @@
+"""CLI edges that need no model: registration, config errors, missing files and keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from newsrec.cli.embed_cmd import register
+from newsrec.embed.server import FaultPlan
+from newsrec.errors import InvalidInput
+
+
+@pytest.fixture()
+def app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_commands_registered(app: typer.Typer) -> None:
+    names = {c.name for c in app.registered_commands}
+    assert names == {"embed", "embed-server"}
+
+
+def test_bad_config_is_a_clear_error(app: typer.Typer, tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["embed", "--news", "x.tsv", "--out", str(tmp_path), "--batch-size", "0"])
+    assert res.exit_code == 2 and "batch_size" in res.output
+
+
+def test_missing_news_file_is_named(app: typer.Typer, tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "news.tsv"
+    res = CliRunner().invoke(app, ["embed", "--news", str(missing), "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 2 and "news.tsv: file not found" in res.output
+
+
+def test_openai_without_key_says_how_to_set_it(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    news = tmp_path / "news.tsv"
+    news.write_text("N1\tsports\tsoccer\tTitle\tAbstract\t\t[]\t[]\n")
+    res = CliRunner().invoke(
+        app, ["embed", "--news", str(news), "--out", str(tmp_path / "o"), "--provider", "openai"]
+    )
+    assert res.exit_code == 2 and "OPENAI_API_KEY" in res.output
+
+
+def test_fault_plan_rejects_unknown_fields() -> None:
+    assert FaultPlan.from_dict({"rate_limit": 2}).rate_limit == 2
+    with pytest.raises(InvalidInput, match="rate_limits"):
+        FaultPlan.from_dict({"rate_limits": 2})

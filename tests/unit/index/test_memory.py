@@ -1,0 +1,59 @@
+"""Exact in-memory snapshot search: ordering, filters, upserts (no Milvus needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from newsrec.errors import InvalidInput
+from newsrec.index import NewsRecord, SearchFilters
+from newsrec.index.memory import Snapshot, exact_search
+from newsrec.index.milvus import IndexSpec, collection_name, filter_expr, fingerprint, sanitize
+
+
+def _recs(n: int = 200, dim: int = 8) -> list[NewsRecord]:
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return [NewsRecord(f"N{i}", v[i], ["a", "b", "c"][i % 3], "s", i, "v1") for i in range(n)]
+
+
+def test_snapshot_search_matches_brute_force_with_filters() -> None:
+    recs = _recs()
+    snap = Snapshot.from_records("news_m_v1", recs)
+    mat = np.stack([r.vector for r in recs])
+    q = mat[:3] + 0.01
+    idx, _ = exact_search(mat, q, 10)
+    hits = snap.search(q, 10, None)
+    assert [[h.news_id for h in row] for row in hits] == [[f"N{j}" for j in row] for row in idx]
+    f = SearchFilters(exclude_ids=("N0", "N3"), categories=("a",), published_after=50)
+    got = snap.search(q, 500, f)[0]
+    want = [i for i in range(200) if i % 3 == 0 and i > 50]
+    assert sorted(int(h.news_id[1:]) for h in got) == want  # everything allowed, nothing else
+    assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+
+
+def test_upsert_replaces_and_adds() -> None:
+    snap = Snapshot.from_records("c", _recs(10))
+    new = snap.with_upserts(
+        [
+            NewsRecord("N1", np.full(8, 9.0, np.float32), "z", "s", 99, "v1"),
+            NewsRecord("X", np.full(8, -9.0, np.float32), "a", "s", 5, "v1"),
+        ]
+    )
+    assert len(new.ids) == 11 and len(snap.ids) == 10  # copy on write
+    top = new.search(np.ones((1, 8), np.float32), 1, SearchFilters(categories=("z",)))[0]
+    assert top[0].news_id == "N1" and top[0].published_at == 99
+
+
+def test_names_filters_fingerprint() -> None:
+    assert sanitize("two-tower.v1") == "two_tower_v1"
+    assert collection_name("news_tt", "2024-01-01") == "news_tt_2024_01_01"
+    with pytest.raises(InvalidInput):
+        sanitize("  ")
+    expr = filter_expr(SearchFilters(exclude_ids=('a"b',), categories=("x",), published_after=7))
+    assert expr == 'news_id not in ["a\\"b"] and category in ["x"] and published_at > 7'
+    assert filter_expr(None) == "" and filter_expr(SearchFilters()) == ""
+    recs = _recs(5)
+    assert fingerprint(recs, IndexSpec()) == fingerprint(list(recs), IndexSpec())
+    assert fingerprint(recs, IndexSpec()) != fingerprint(recs, IndexSpec("IVF_FLAT"))
+    assert fingerprint(recs, IndexSpec()) != fingerprint(recs[:4], IndexSpec())
