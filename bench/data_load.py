@@ -27,8 +27,9 @@ t = time.perf_counter(); c = time.process_time()
 from newsrec.data import load_dataset, first_seen
 ds = load_dataset({root!r})
 load_s, load_cpu = time.perf_counter() - t, time.process_time() - c
-t = time.perf_counter(); seen = first_seen(ds); fs = time.perf_counter() - t
-print(json.dumps({{"seconds": load_s, "cpu": load_cpu, "first_seen_seconds": fs,
+t = time.perf_counter(); c = time.process_time(); seen = first_seen(ds)
+fs, fs_cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({{"seconds": load_s, "cpu": load_cpu, "first_seen_seconds": fs, "first_seen_cpu": fs_cpu,
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "news": {{k: len(v.news) for k, v in ds.items()}},
     "impressions": {{k: len(v.impressions) for k, v in ds.items()}},
@@ -50,6 +51,12 @@ for split in sorted(Path({root!r}).iterdir()):
     kept.append([[f.split(" ") for f in line.split("\\t")] for line in lines])
 print(json.dumps({{"seconds": time.perf_counter() - t, "cpu": time.process_time() - c,
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+_CALIBRATE = """
+import json, time
+c = time.process_time(); sum(range(10**8)); print(json.dumps({"seconds": time.process_time() - c}))
 """
 
 
@@ -78,21 +85,29 @@ def main() -> None:
             print(f"generated {args.size} in {summary.seconds:.1f} s: {summary.to_dict()}")
     result["root"] = str(root)
 
-    loads, bases = [], []
+    loads, bases, cals = [], [], []
     for i in range(args.repeats):
+        # CPU seconds of a fixed pure-Python loop: how fast this core is right now
+        # (about 1 s on an idle modern core); scale the other figures by it.
+        cals.append(_run(_CALIBRATE))
         bases.append(_run(_BASELINE.format(root=str(root))))
         loads.append(_run(_LOAD.format(root=str(root))))
+        cal, ld, bs = cals[-1], loads[-1], bases[-1]
         print(
-            f"run {i + 1}: load {loads[-1]['seconds']:.2f} s (cpu {loads[-1]['cpu']:.2f}), "
-            f"peak RSS {loads[-1]['rss_mb']:.0f} MB; baseline {bases[-1]['seconds']:.2f} s"
+            f"run {i + 1}: calibration {cal['seconds']:.2f} s; load {ld['seconds']:.2f} s "
+            f"(cpu {ld['cpu']:.2f}), peak RSS {ld['rss_mb']:.0f} MB; "
+            f"baseline {bs['seconds']:.2f} s (cpu {bs['cpu']:.2f})"
         )
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return round(statistics.median(r[key] for r in rows), 3)
 
-    result["load"] = {k: med(loads, k) for k in ("seconds", "cpu", "rss_mb", "first_seen_seconds")}
+    result["calibration_cpu_seconds"] = med(cals, "seconds")
+    keys = ("seconds", "cpu", "rss_mb", "first_seen_seconds", "first_seen_cpu")
+    result["load"] = {k: med(loads, k) for k in keys}
     result["baseline"] = {k: med(bases, k) for k in ("seconds", "cpu", "rss_mb")}
     result["ratio_load_to_baseline"] = round(result["load"]["seconds"] / result["baseline"]["seconds"], 2)  # type: ignore[index]
+    result["cpu_ratio_load_to_baseline"] = round(result["load"]["cpu"] / result["baseline"]["cpu"], 2)  # type: ignore[index]
     result["data"] = {
         k: loads[0][k] for k in ("news", "impressions", "history_ids", "candidates", "bad_rows")
     }

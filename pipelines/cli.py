@@ -124,7 +124,7 @@ def run_local(params: dict[str, Any], out: Path, cache: bool = True) -> dict[str
     """Run the pipeline with kfp.local; returns the publish step's summary plus timings."""
     from kfp import local
 
-    from pipelines.newsrec_pipeline import build_pipeline
+    from pipelines.newsrec_pipeline import build_pipeline, local_cache_keys
 
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -141,7 +141,7 @@ def run_local(params: dict[str, Any], out: Path, cache: bool = True) -> dict[str
             # project image *is* this environment (use_venv=False runs in it).
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            task = build_pipeline(for_cluster=False)(**params)
+            task = build_pipeline(for_cluster=False, cache_keys=local_cache_keys(params))(**params)
     except RuntimeError as exc:  # kfp.local raises RuntimeError naming the failed task
         raise NewsrecError(f"pipeline failed: {exc}") from exc
     summary = json.loads(Path(task.output.path).read_text())

@@ -45,7 +45,7 @@ def tower_state(model: TwoTower) -> dict[str, torch.Tensor]:
 def export_serving(
     model: TwoTower,
     feats: NewsFeatures,
-    graph: KnowledgeGraph | None,
+    graph: KnowledgeGraph | None,  # entity ids of the metadata; vectors only when the model has a GNN
     out_dir: Path,
     model_version: str,
     extra: dict[str, Any] | None = None,

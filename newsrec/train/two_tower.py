@@ -190,7 +190,7 @@ def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainR
     serving = export_serving(
         model,
         feats,
-        inputs.graph if mcfg.use_gnn else None,
+        inputs.graph,
         run / "serving",
         version,
         extra={"dev_auc_dot": best_auc, "dev_split": parts.dev_name},

@@ -174,3 +174,21 @@ def test_build_provider_is_reusable_in_a_long_running_process(
         out = provider.embed(["Title: cold start\nAbstract: a new article"])
         assert out.vectors.shape == (1, 384)
     assert api_key not in repr(provider)
+
+
+def test_openai_truncation_is_counted_and_applied(
+    tmp_path: Path, embedding_server: tuple[EmbeddingHTTPServer, int], api_key: str
+) -> None:
+    server, port = embedding_server
+    rows = [
+        ("T1", "news", "short", "x"),
+        ("T2", "news", "a much longer title here", "and a long abstract too"),
+    ]
+    news = write_news(tmp_path / "news.tsv", rows)
+    report = precompute([news], _config(port, tmp_path, max_tokens=10), tmp_path / "out")
+    long_text = "Title: a much longer title here\nAbstract: and a long abstract too"
+    assert report.ok and report.truncated == 1 and report.token_counting == "estimate: chars/3"
+    # chars/3 estimate: 10 tokens -> the first 30 characters are sent, nothing more
+    assert server.state.embedded[text_hash(long_text[:30])] == 1
+    assert server.state.embedded[text_hash(long_text)] == 0
+    assert report.total_tokens == 10 + -(-len("Title: short\nAbstract: x") // 3)

@@ -134,3 +134,13 @@ def test_deterministic_for_a_seed(toy: tuple[Path, Path], tmp_path: Path) -> Non
     )
     c = train_two_tower(cfg(data, emb, tmp_path / "c", seed=1, **small))
     assert c.history[0]["loss"] != a.history[0]["loss"]
+
+
+def test_id_only_model_exports_entities_for_the_ranker(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    data, emb = toy
+    model_cfg = ModelConfig(output_dim=16, use_llm=False, use_gnn=False)
+    res = train_two_tower(cfg(data, emb, tmp_path / "id", epochs=1, max_train_impressions=100, model=model_cfg))
+    assert not (res.serving_dir / "entity_vectors.npy").exists()
+    model = load_serving(res.serving_dir)
+    assert model.news_metadata("N0_0")["entities"]  # type: ignore[index]
+    assert model.modality_weights() is not None and np.allclose(model.modality_weights(), 1.0)  # type: ignore[arg-type]
