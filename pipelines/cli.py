@@ -20,7 +20,7 @@ app = typer.Typer(help="Kubeflow pipeline: compile, run locally, submit; registr
 registry_app = typer.Typer(help="Inspect and flip model versions in a registry.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 _out = Console()
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)  # error messages name paths: never wrap them
 
 # Options shared by `run` and `submit` (the pipeline's parameters).
 Provider = Annotated[str, typer.Option(help="embedding provider: local | openai")]

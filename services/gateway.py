@@ -198,7 +198,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 call.degrade("retrieval_unavailable", exc)
             call.timed("retrieve", time.perf_counter() - t0)
 
-        if user is None or (not candidates and call.reasons and "retrieval_unavailable" in call.reasons):
+        if user is None or "retrieval_unavailable" in call.reasons:
             items = self._fallback(backend, history, request.k)
         else:
             items = self._ranked(backend, call, request, user.vector, history, candidates)

@@ -76,9 +76,9 @@ def build_catalog(model: ServingModel, news_files: list[Path]) -> NewsCatalog:
         items.append(
             NewsInfo(
                 news_id=news_id,
-                title=art.title if art else "",
+                title=art.title if art else str((meta or {}).get("title", "")),
                 category=art.category if art else str((meta or {}).get("category", "")),
-                subcategory=art.subcategory if art else "",
+                subcategory=art.subcategory if art else str((meta or {}).get("subcategory", "")),
                 published_at=int(first_seen) if first_seen is not None else 0,
                 clicks=int((meta or {}).get("popularity", 0)),
             )
