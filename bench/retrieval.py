@@ -119,7 +119,7 @@ def bench_size(
                 nlist=spec.nlist if t == "IVF_FLAT" else None,
             )
         finally:
-            idx.close()
+            idx.close(stop_lite=True)
     return rows
 
 

@@ -34,7 +34,7 @@ def build_index(
         coll = index.build_version(alias, model_version, records)
         count = index.count(alias)
     finally:
-        index.close()
+        index.close(stop_lite=True)
     info = {"uri": milvus_uri, "collection": coll, "alias": alias, "index_type": index_type}
     Path(index_info.path).write_text(json.dumps({**info, "count": count}, indent=2))
     index_info.metadata.update({**info, "count": float(count)})  # float: see embed.py

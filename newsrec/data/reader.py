@@ -62,42 +62,32 @@ _intern = sys.intern
 
 
 def _lines(path: Path, bad: list[BadRow]) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without line end) of every line of `path`.
+    """(1-based line number, text without line end) of every line of `path`, streamed.
 
     Lines that are not UTF-8 become `bad_encoding` rows; a blank line inside the
     file becomes `blank_line` (the final newline does not make one).
     """
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a file") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        raw_lines: list[str] | list[bytes] = data.decode("utf-8").split("\n")
-    except UnicodeDecodeError:
-        raw_lines = data.split(b"\n")
-    if raw_lines and not raw_lines[-1]:
-        raw_lines.pop()
     name = str(path)
-    for i, raw in enumerate(raw_lines, start=1):
-        line: str
-        if isinstance(raw, bytes):
+    with f:
+        # Binary lines decoded one by one, so a bad byte costs one row, not the file.
+        for i, raw in enumerate(f, start=1):
+            if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 bad.append(BadRow(name, i, BAD_ENCODING, str(exc)))
                 continue
-        else:
-            line = str(raw)
-        if line.endswith("\r"):
-            line = line[:-1]
-        if not line.strip():
-            bad.append(BadRow(name, i, BLANK_LINE))
-            continue
-        yield i, line
+            if not line.strip():
+                bad.append(BadRow(name, i, BLANK_LINE))
+                continue
+            yield i, line
 
 
 def _entities(text: str) -> list[Entity]:

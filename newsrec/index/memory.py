@@ -127,7 +127,7 @@ class MirroredIndex:
         self.source = source
         self.refresh_s = refresh_s  # how often the alias target is re-checked
         self._snaps: dict[str, tuple[Snapshot, float]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # upsert may load the snapshot while holding it
 
     def snapshot(self, alias: str) -> Snapshot:
         """The in-memory copy of the collection behind `alias`, (re)loaded when the alias moved."""

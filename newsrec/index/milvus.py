@@ -150,12 +150,19 @@ class MilvusIndex:
                     raise Unavailable(f"cannot open Milvus at {self.uri}: {exc}") from exc
             return self._client
 
-    def close(self) -> None:
+    def close(self, stop_lite: bool = False) -> None:
+        """Close the client. `stop_lite` also stops the Milvus Lite server process of this
+        file (pymilvus keeps one per file until the process exits), freeing the file for
+        another process; other clients of the same file in this process stop working."""
         with self._lock:
             if self._client is not None:
                 self._client.close()
                 self._client = None
                 self._meta_ready = False
+            if stop_lite and self.lite:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri)
 
     # -- bookkeeping collection -------------------------------------------------------------
 

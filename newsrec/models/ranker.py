@@ -53,10 +53,12 @@ def ranker_features(
     cand_rows: np.ndarray,
     now: float | None,
     popularity: np.ndarray | None = None,
+    cold: np.ndarray | None = None,
 ) -> np.ndarray:
     """(C, len(FEATURES)) float32 features. Candidate rows of -1 are unknown
     articles (zero vector, no metadata). `popularity` overrides the click counts
-    per candidate (training uses leave-one-out counts so a label never leaks)."""
+    per candidate and `cold` the cold flags (ranker training uses what was known before
+    its holdout impressions, as serving only knows the past)."""
     c = len(cand_rows)
     valid = cand_rows >= 0
     rows = np.where(valid, cand_rows, 0)
@@ -88,7 +90,7 @@ def ranker_features(
         age = np.where(missing, 0.0, np.maximum(now - np.nan_to_num(fs), 0.0) / 3600.0)
     f[:, 6] = np.log1p(age)
     f[:, 7] = missing
-    f[:, 8] = ~(table.known[rows] & valid)
+    f[:, 8] = ~(table.known[rows] & valid) if cold is None else cold
     f[:, 9] = n_ent > 0
     f[:, 10] = np.log1p(len(hist_rows))
     return f

@@ -1,8 +1,8 @@
 """Train the fusion ranker on the held-out latest train impressions.
 
 The towers never trained on those impressions, so the `dot` feature has the same
-distribution there as on new traffic; popularity is counted leave-one-out so an
-impression's own click does not leak into its features.
+distribution there as on new traffic; popularity and cold flags are those known
+from the impressions before the holdout, as they would be for new traffic.
 """
 
 from __future__ import annotations
@@ -47,16 +47,39 @@ def encode_impressions(model: ArtifactModel, imps: Sequence[Impression]) -> Iter
         yield Encoded(model.encode_user_rows(hist), hist, cands, labels, imp.time.timestamp())
 
 
+def as_of(model: ArtifactModel, past: Sequence[Impression]) -> tuple[np.ndarray, np.ndarray]:
+    """Click counts and seen flags per serving row from `past` impressions only."""
+    n = len(model.news_ids())
+    clicks = np.zeros(n, dtype=np.float32)
+    seen = np.zeros(n, dtype=bool)
+    for imp in past:
+        for nid, y in zip(imp.candidates, imp.labels, strict=False):
+            r = model.row(nid)
+            if r is not None:
+                seen[r] = True
+                clicks[r] += y
+        for nid in imp.history:
+            r = model.row(nid)
+            if r is not None:
+                seen[r] = True
+    return clicks, seen
+
+
 def feature_matrix(
-    model: ArtifactModel, enc: list[Encoded], leave_one_out: bool
+    model: ArtifactModel, enc: list[Encoded], past: Sequence[Impression] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels. With `past`, popularity and cold flags are those known from
+    the `past` impressions (the ranker's holdout must look like new traffic: in dev,
+    new articles have no clicks and no ID; in train-time counts they would)."""
     xs, ys = [], []
+    clicks, seen = as_of(model, past) if past is not None else (None, None)
     for e in enc:
-        pop = None
-        if leave_one_out:
+        pop = cold = None
+        if clicks is not None and seen is not None:
             valid = e.cands >= 0
-            pop = model.table.popularity[np.where(valid, e.cands, 0)] * valid - (e.labels > 0)
-        xs.append(ranker_features(model.table, e.user, e.hist, e.cands, e.time, pop))
+            rows = np.where(valid, e.cands, 0)
+            pop, cold = clicks[rows] * valid, ~(seen[rows] & valid)
+        xs.append(ranker_features(model.table, e.user, e.hist, e.cands, e.time, pop, cold))
         ys.append(e.labels)
     return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
 
@@ -84,7 +107,7 @@ def train_ranker(config: RankerConfig, splits: dict[str, MindSplit] | None = Non
     train_imps = parts.holdout or parts.train  # no holdout configured: in-sample (said in the result)
     enc_train = list(encode_impressions(model, train_imps))
     enc_dev = list(encode_impressions(model, parts.dev))
-    x, y = feature_matrix(model, enc_train, leave_one_out=True)
+    x, y = feature_matrix(model, enc_train, parts.train if parts.holdout else None)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     mlp = RankerMLP(len(FEATURES), config.hidden)
     mlp.mean.copy_(xt.mean(0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import time
@@ -14,13 +15,27 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from newsrec.data.types import Impression
 from newsrec.eval.metrics import auc
 from newsrec.models.export import export_serving
+from newsrec.models.features import NewsFeatures
 from newsrec.models.two_tower import FeatureTensors, TwoTower, all_news_vectors, user_vectors
 from newsrec.train.config import TrainConfig, TrainResult
 from newsrec.train.data import ImpressionArrays, make_samples, sample_negatives, to_arrays
 from newsrec.train.logging import MetricsLogger
 from newsrec.train.prepare import Inputs, load_inputs, split_impressions
+
+
+def ids_seen_in(feats: NewsFeatures, impressions: list[Impression]) -> NewsFeatures:
+    """Copy of `feats` where articles that never occur in `impressions` map to the
+    unknown-id row: their own rows would stay at random init (subsampled or ranker
+    holdout impressions), and the unknown row is what serving uses for new articles."""
+    seen: set[str] = set()
+    for imp in impressions:
+        seen.update(imp.history)
+        seen.update(imp.candidates)
+    mask = np.array([nid in seen for nid in feats.ids])
+    return dataclasses.replace(feats, id_rows=np.where(mask, feats.id_rows, 0))
 
 
 def seed_everything(seed: int) -> None:
@@ -102,6 +117,7 @@ def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainR
         config.max_dev_impressions,
         config.seed,
     )
+    feats = ids_seen_in(feats, parts.train)
     train_arr = to_arrays(parts.train, feats, mcfg.max_history)
     dev_arr = to_arrays(parts.dev, feats, mcfg.max_history)
     samples = make_samples(train_arr)

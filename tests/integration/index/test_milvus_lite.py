@@ -32,7 +32,7 @@ def records(n: int, version: str, seed: int = 0, prefix: str = "N") -> list[News
 def index(tmp_path: Path) -> Iterator[MilvusIndex]:
     idx = MilvusIndex.from_uri(str(tmp_path / "milvus.db"))
     yield idx
-    idx.close()
+    idx.close(stop_lite=True)
 
 
 def test_build_search_filters_and_upsert(index: MilvusIndex) -> None:
@@ -93,7 +93,7 @@ def test_ivf_flat_index(tmp_path: Path) -> None:
         assert idx.client.describe_index("news_tt_v1", "vector")["index_type"] == "IVF_FLAT"
         assert idx.search(ALIAS, recs[3].vector[None, :], k=1)[0][0].news_id == "N3"
     finally:
-        idx.close()
+        idx.close(stop_lite=True)
     with pytest.raises(InvalidInput, match="index type 'HNSW'"):
         IndexSpec("HNSW")
 
@@ -112,7 +112,7 @@ def test_alias_flip_under_concurrent_search(index: MilvusIndex) -> None:
             try:
                 hits = index.search(ALIAS, q, k=1000)[0]
             except Exception as exc:  # any failure during the flip is a bug
-                errors.append(repr(exc))
+                errors.append(f"{type(exc).__name__}: {exc}")
                 return
             versions = {h.model_version for h in hits}
             if len(versions) != 1:
@@ -155,3 +155,7 @@ def test_mirrored_index_serves_from_memory_and_follows_alias(index: MilvusIndex)
     assert index.count(ALIAS) == 301  # written to Milvus too
     index.build_version(ALIAS, "v2", records(40, "v2", prefix="M"))  # flipped by another writer
     assert mirror.count(ALIAS) == 40 and mirror.resolve_alias(ALIAS) == "news_tt_v2"
+    # an upsert before any search loads the table first (no deadlock, nothing lost)
+    cold = MirroredIndex(MilvusIndex.from_uri(index.uri, client=index.client, alias_ttl_s=0.0))
+    cold.upsert(ALIAS, [NewsRecord("LATE", recs[9].vector, "news", "s", 1, "v2")])
+    assert cold.count(ALIAS) == 41

@@ -57,7 +57,7 @@ def test_pipeline_runs_locally_and_caches_steps(tmp_path: Path, caplog: pytest.L
         assert idx.resolve_alias("news_tt") == f"news_tt_{first['version']}"
         assert idx.count("news_tt") == manifest.index.count > 100
     finally:
-        idx.close()  # Milvus Lite: one process at a time per file
+        idx.close(stop_lite=True)  # Milvus Lite: one process at a time per file
 
     again = run_local(_params(**common, index_type="FLAT"), out)
     assert _cache_hits(caplog) == {
@@ -75,4 +75,4 @@ def test_pipeline_runs_locally_and_caches_steps(tmp_path: Path, caplog: pytest.L
     try:
         assert idx.resolve_alias("news_tt") == f"news_tt_{third['version']}"
     finally:
-        idx.close()
+        idx.close(stop_lite=True)
