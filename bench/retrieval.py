@@ -101,7 +101,8 @@ def bench_size(
         if rate is not None and n / rate > budget_s:
             print(f"skip {t} at n={n}: insert would take ~{n / rate:.0f} s (> {budget_s:.0f} s)", flush=True)
             continue
-        spec = IndexSpec(t, nlist=max(16, int(4 * np.sqrt(n))), nprobe=32)
+        nlist = max(16, int(4 * np.sqrt(n)))
+        spec = IndexSpec(t, nlist=nlist, nprobe=max(16, nlist // 8))
         idx = MilvusIndex.from_uri(str(tmp / f"{t}_{n}.db"), spec=spec, batch_size=5000)
         try:
             start = time.perf_counter()
@@ -117,6 +118,7 @@ def bench_size(
                 recall(found, truth[:reps], ids),
                 build_s=build_s,
                 nlist=spec.nlist if t == "IVF_FLAT" else None,
+                nprobe=spec.nprobe if t == "IVF_FLAT" else None,
             )
         finally:
             idx.close(stop_lite=True)

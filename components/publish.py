@@ -40,7 +40,11 @@ def publish_model(
         artifacts={"serving": run_dir / "serving", "evaluation": Path(evaluation.path)},
         config=json.loads(config_json),
         metrics=flat,
-        embedding={"provider": emb["provider"], "model": emb["model"], "dimensions": emb.get("dimension")},
+        embedding={
+            "provider": emb["provider"],
+            "model": emb["model"],
+            "dimensions": int(emb.get("dimension") or 0) or None,  # metadata numbers are floats
+        },
         index_info=json.loads(Path(index_info.path).read_text()),
         set_current=set_current,
     )

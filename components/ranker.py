@@ -15,6 +15,7 @@ def train_ranker(
     metrics: Output[Metrics],
 ) -> None:
     """Copies the towers' run (inputs are read-only) and trains the ranker into the copy."""
+    import json
     import shutil
     from pathlib import Path
 
@@ -30,4 +31,7 @@ def train_ranker(
     metrics.log_metric("ranker_dev_auc", result.dev_auc)
     metrics.log_metric("dot_dev_auc", result.dev_auc_dot)
     metrics.log_metric("train_rows", float(result.train_rows))
+    # kfp.local counts a cached output whose file is missing as a miss, and log_metric
+    # writes no file: write the metrics as JSON so cached steps are reused.
+    Path(metrics.path).write_text(json.dumps(dict(metrics.metadata), indent=2))
     run.metadata.update({**towers.metadata, "ranker_dev_auc": result.dev_auc})

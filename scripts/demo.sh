@@ -1,9 +1,44 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: synthetic MIND-format data, offline.
+# The main job on the embedded default, offline and without an API key:
+#   synthetic MIND-format data -> validation -> the Kubeflow pipeline run locally
+#   (embeddings, KG, two towers, ranker, evaluation, Milvus Lite collection, registry)
+#   -> every gRPC service in one process -> recommendations for a few users.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-demo-output}
+PORT=${DEMO_PORT:-50551}
+METRICS_PORT=${DEMO_METRICS_PORT:-9551}
 NEWSREC=.venv/bin/newsrec
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
 mkdir -p "$OUT"
+echo "== 1/5 synthetic MIND-format data (tiny)"
 "$NEWSREC" data synth --size tiny --seed 7 --out "$OUT/data"
+
+echo "== 2/5 validate"
 "$NEWSREC" data validate "$OUT/data"
+
+echo "== 3/5 pipeline (kfp.local, offline)"
+"$NEWSREC" pipeline run --data "$OUT/data" --out "$OUT/pipeline" --epochs "${DEMO_EPOCHS:-3}" --output-dim 64
+
+echo "== 4/5 serve the current registry version (all services in one process)"
+LOG="$OUT/serve.log"
+"$NEWSREC" serve --all --registry "$OUT/pipeline/registry" --milvus-uri "$OUT/pipeline/milvus.db" \
+  --news "$OUT/data/train/news.tsv" --news "$OUT/data/dev/news.tsv" \
+  --port "$PORT" --metrics-port "$METRICS_PORT" >"$LOG" 2>&1 &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  if .venv/bin/python -m services.healthcheck --port "$PORT" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$SERVER" 2>/dev/null; then echo "server exited:"; cat "$LOG"; exit 1; fi
+  sleep 1
+done
+
+echo "== 5/5 recommendations for three dev users"
+# users with a non-empty history in the later (dev) period; their 10 most recent clicks
+awk -F'\t' '$4 != "" {print $2 "\t" $4}' "$OUT/data/dev/behaviors.tsv" | head -3 |
+while IFS=$'\t' read -r user history; do
+  recent=$(echo "$history" | tr ' ' '\n' | tail -10 | paste -sd, -)
+  "$NEWSREC" recommend --user "$user" --history "$recent" --k 5 --target "127.0.0.1:$PORT"
+done
+echo "metrics: curl -s http://127.0.0.1:$METRICS_PORT/metrics (while serving)"

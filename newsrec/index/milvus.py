@@ -129,6 +129,7 @@ class MilvusIndex:
         self._client = client
         self._lock = threading.RLock()
         self._alias_cache: dict[str, tuple[str, float]] = {}
+        self._flips = 0  # bumped by every alias flip in this process; guards the cache
         self._meta_ready = False
 
     @classmethod
@@ -205,6 +206,7 @@ class MilvusIndex:
         cached = self._alias_cache.get(alias)
         if cached is not None and now - cached[1] < self.alias_ttl_s:
             return cached[0]
+        flips = self._flips
         target: str | None
         if self.lite:
             target = self._meta_get(f"alias:{alias}")
@@ -215,7 +217,9 @@ class MilvusIndex:
                 target = None
         if not target:
             raise NotFound(f"Milvus alias {alias!r} does not exist at {self.uri} (no version built yet?)")
-        self._alias_cache[alias] = (target, now)
+        with self._lock:
+            if flips == self._flips:  # a flip during the lookup makes `target` stale: do not cache it
+                self._alias_cache[alias] = (target, now)
         return target
 
     def _try_resolve(self, alias: str) -> str | None:
@@ -232,6 +236,7 @@ class MilvusIndex:
                 self.client.create_alias(collection, alias)
             else:
                 self.client.alter_alias(collection, alias)
+            self._flips += 1
             self._alias_cache[alias] = (collection, time.monotonic())
 
     # -- build ------------------------------------------------------------------------------
@@ -346,7 +351,19 @@ class MilvusIndex:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
             raise InvalidInput(f"query vectors must have shape (n, dim), got {vectors.shape}")
-        return self._search(self.resolve_alias(alias), vectors, k, filter_expr(filters))
+        expr = filter_expr(filters)
+        if not self.lite:
+            return self._search(alias, vectors, k, expr)  # the server resolves its alias atomically
+        coll = self.resolve_alias(alias)
+        try:
+            return self._search(coll, vectors, k, expr)
+        except Exception as exc:
+            # The collection was dropped (a version two flips old) between resolving the
+            # alias and searching it, e.g. by another process: resolve again, once.
+            if "not found" not in str(exc) and "not exist" not in str(exc):
+                raise
+            self._alias_cache.pop(alias, None)
+            return self._search(self.resolve_alias(alias), vectors, k, expr)
 
     def _search(self, coll: str, vectors: np.ndarray, k: int, expr: str) -> list[list[SearchHit]]:
         res = self.client.search(
