@@ -18,8 +18,11 @@ def train_two_tower(
     seed: int,
     run: Output[Model],
     metrics: Output[Metrics],
+    model_version: str = "",
 ) -> None:
-    """A run directory with checkpoints, history and serving/ (newsrec.train.train_two_tower)."""
+    """A run directory with checkpoints, history and serving/ (newsrec.train.train_two_tower);
+    `model_version` (the registry version) is written into serving/config.json, "" keeps
+    the run-derived `run-e<epoch>`."""
     import json
     from pathlib import Path
 
@@ -40,6 +43,7 @@ def train_two_tower(
         max_train_impressions=max_train_impressions or None,
         model=ModelConfig(output_dim=output_dim, fusion=fusion),  # type: ignore[arg-type]
         progress=False,
+        model_version=model_version or None,
     )
     result = train(cfg)
     metrics.log_metric("best_dev_auc", result.best_dev_auc)

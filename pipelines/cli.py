@@ -75,7 +75,7 @@ def compile_cmd(
 def run(
     data: Annotated[Path, typer.Option(help="MIND-format dataset root (train/, dev/)")],
     out: Annotated[Path, typer.Option(help="output dir: pipeline root, cache, milvus.db, registry/")],
-    model_name: str = "two_tower",
+    model_name: str = "newsrec",
     model_version: Version = "",
     embedding_provider: Provider = "local",
     embedding_model: EmbModel = "",
@@ -173,7 +173,7 @@ def submit(
     registry_root: Annotated[str, typer.Option(help="registry root as the cluster sees it")],
     experiment: Annotated[str, typer.Option(help="experiment name")] = "newsrec",
     run_name: Annotated[str, typer.Option(help="run name (default: pipeline name + time)")] = "",
-    model_name: str = "two_tower",
+    model_name: str = "newsrec",
     model_version: Version = "",
     embedding_provider: Provider = "local",
     embedding_model: EmbModel = "",

@@ -48,7 +48,8 @@ STEP_DEPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "graph": (("ingest",), ("max_entities",)),
     "towers": (
         ("ingest", "embed", "graph"),
-        ("epochs", "fusion", "output_dim", "max_train_impressions", "seed"),
+        # model_version: written into serving/config.json, so a new version re-trains
+        ("epochs", "fusion", "output_dim", "max_train_impressions", "seed", "model_version"),
     ),
     "ranker": (("ingest", "towers"), ("seed",)),
     "evaluate": (("ingest", "ranker"), ("eval_split",)),
@@ -102,7 +103,7 @@ def build_pipeline(for_cluster: bool = True, cache_keys: dict[str, str] | None =
         data_dir: str,
         milvus_uri: str,
         registry_root: str,
-        model_name: str = "two_tower",
+        model_name: str = "newsrec",
         model_version: str = "v1",
         data_fingerprint: str = "",
         max_bad_share: float = 0.01,
@@ -152,6 +153,7 @@ def build_pipeline(for_cluster: bool = True, cache_keys: dict[str, str] | None =
             output_dim=output_dim,
             max_train_impressions=max_train_impressions,
             seed=seed,
+            model_version=model_version,
         )
         towers.set_display_name("train two-tower + GNN")
         ranker = train_ranker(dataset=ingest.outputs["dataset"], towers=towers.outputs["run"], seed=seed)

@@ -19,24 +19,27 @@ echo "== 2/5 validate"
 "$NEWSREC" data validate "$OUT/data"
 
 echo "== 3/5 pipeline (kfp.local, offline)"
-"$NEWSREC" pipeline run --data "$OUT/data" --out "$OUT/pipeline" --epochs "${DEMO_EPOCHS:-3}" --output-dim 64
+"$NEWSREC" pipeline run --data "$OUT/data" --out "$OUT/pipeline" --model-name newsrec --epochs "${DEMO_EPOCHS:-3}" --output-dim 64
 
 echo "== 4/5 serve the current registry version (all services in one process)"
 LOG="$OUT/serve.log"
-"$NEWSREC" serve --all --registry "$OUT/pipeline/registry" --milvus-uri "$OUT/pipeline/milvus.db" \
+"$NEWSREC" serve --all --registry "$OUT/pipeline/registry" --model newsrec --milvus-uri "$OUT/pipeline/milvus.db" \
   --news "$OUT/data/train/news.tsv" --news "$OUT/data/dev/news.tsv" \
   --port "$PORT" --metrics-port "$METRICS_PORT" >"$LOG" 2>&1 &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
   if .venv/bin/python -m services.healthcheck --port "$PORT" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$SERVER" 2>/dev/null; then echo "server exited:"; cat "$LOG"; exit 1; fi
+  if ! kill -0 "$SERVER" 2>/dev/null || grep -q '"loading failed' "$LOG"; then
+    echo "the services did not start; their log ($LOG):" >&2; tail -20 "$LOG" >&2; exit 1
+  fi
   sleep 1
 done
+.venv/bin/python -m services.healthcheck --port "$PORT" >/dev/null || { echo "services not SERVING after 120 s" >&2; exit 1; }
 
 echo "== 5/5 recommendations for three dev users"
 # users with a non-empty history in the later (dev) period; their 10 most recent clicks
-awk -F'\t' '$4 != "" {print $2 "\t" $4}' "$OUT/data/dev/behaviors.tsv" | head -3 |
+awk -F'\t' '$4 != "" {print $2 "\t" $4; if (++n == 3) exit}' "$OUT/data/dev/behaviors.tsv" |
 while IFS=$'\t' read -r user history; do
   recent=$(echo "$history" | tr ' ' '\n' | tail -10 | paste -sd, -)
   "$NEWSREC" recommend --user "$user" --history "$recent" --k 5 --target "127.0.0.1:$PORT"

@@ -60,8 +60,9 @@ def build_cache(cfg: CacheConfig) -> VectorCache:
 
 
 def build_catalog(model: ServingModel, news_files: list[Path]) -> NewsCatalog:
-    """Catalog of the model's news: category/clicks/first-seen from the artifact, titles and
-    subcategories from MIND `news.tsv` files when given (the artifact carries no titles)."""
+    """Catalog of the model's news: title, category, subcategory, clicks and first-seen from the
+    artifact's metadata, so no MIND files are needed (the Helm chart passes none); articles in
+    `news_files` (MIND `news.tsv`) take their title/category/subcategory from there instead."""
     from newsrec.data import read_news
 
     articles = {}

@@ -84,20 +84,31 @@ class Snapshot:
             return [[] for _ in range(scores.shape[0])]
         top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
         out = []
+        ids, names, subs, versions = self.ids, self.category_names, self.subcategories, self.model_versions
         for row, cand in zip(scores, top, strict=True):
             order = cand[np.argsort(-row[cand], kind="stable")]
+            vals = row[order]
+            keep = vals != -np.inf
+            order = order[keep]
+            # Python lists, not numpy scalar indexing per hit: ~2x cheaper at k=200 (bench/snapshot_hits.py).
+            rows = zip(
+                order.tolist(),
+                vals[keep].tolist(),
+                self.categories[order].tolist(),
+                self.published_at[order].tolist(),
+                strict=True,
+            )
             out.append(
                 [
                     SearchHit(
-                        news_id=self.ids[j],
-                        score=float(row[j]),
-                        category=self.category_names[self.categories[j]],
-                        subcategory=self.subcategories[j],
-                        published_at=int(self.published_at[j]),
-                        model_version=self.model_versions[j],
+                        news_id=ids[j],
+                        score=score,
+                        category=names[cat],
+                        subcategory=subs[j],
+                        published_at=pub,
+                        model_version=versions[j],
                     )
-                    for j in order
-                    if row[j] != -np.inf
+                    for j, score, cat, pub in rows
                 ]
             )
         return out

@@ -58,6 +58,12 @@ class ArtifactModel:
             self.entity_vectors = np.zeros((len(self.entity_ids), self.dim), dtype=np.float32)
         self._ent_row = {e: i for i, e in enumerate(self.entity_ids)}
         self.categories: list[str] = sorted(set(meta["category"]))
+        n_meta = len(meta["category"])
+        # Display metadata; absent from artifacts exported before it was added.
+        self._titles: list[str] = [str(t) for t in meta.get("title") or [""] * n_meta]
+        self._subcategories: list[str] = [str(t) for t in meta.get("subcategory") or [""] * n_meta]
+        if not len(self._titles) == len(self._subcategories) == n_meta == len(self._ids):
+            raise DataError(f"{d / 'news_meta.json'}: per-article lists differ in length from news_ids.json")
         self._cat_row = {c: i for i, c in enumerate(self.categories)}
         m = self.model_config.max_entities_per_article
         n = len(self._ids)
@@ -136,9 +142,12 @@ class ArtifactModel:
         vec = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if row is not None:
             t.vectors[row], t.category[row], t.ent_idx[row], t.first_seen[row] = vec[0], cat, ents, fs
+            self._titles[row], self._subcategories[row] = article.title, article.subcategory
             return
         self._row[article.news_id] = len(self._ids)
         self._ids.append(article.news_id)
+        self._titles.append(article.title)
+        self._subcategories.append(article.subcategory)
         t.vectors = np.concatenate([t.vectors, vec])
         t.category = np.append(t.category, cat)
         t.ent_idx = np.concatenate([t.ent_idx, ents[None, :]])
@@ -147,14 +156,16 @@ class ArtifactModel:
         t.known = np.append(t.known, False)
 
     def news_metadata(self, news_id: str) -> dict[str, Any] | None:
-        """Category, entities, train clicks, first-seen time of a known article."""
+        """Title, category, subcategory, entities, train clicks, first-seen time of a known article."""
         row = self._row.get(news_id)
         if row is None:
             return None
         t = self.table
         fs = float(t.first_seen[row])
         return {
+            "title": self._titles[row],
             "category": self.categories[t.category[row]] if t.category[row] >= 0 else "",
+            "subcategory": self._subcategories[row],
             "entities": [self.entity_ids[e] for e in t.ent_idx[row] if e >= 0],
             "popularity": float(t.popularity[row]),
             "first_seen": None if math.isnan(fs) else fs,

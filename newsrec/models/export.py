@@ -8,7 +8,8 @@ Layout (see docs/models.md):
     modality_weights.npy   (N, M) fusion weights (attention/gate fusion only)
     entity_ids.json        KG entity vocabulary (GNN models only)
     entity_vectors.npy     (E, dim) GNN entity vectors (GNN models only)
-    news_meta.json         per-article category, entities, first_seen (epoch s), known
+    news_meta.json         per-article category, subcategory, title, entities, first_seen (epoch s),
+                           known (titles let the services show news without MIND files)
     popularity.npy         (N,) float32 train click counts
     ranker.safetensors     ranker MLP (after train_ranker); config.json["ranker"] describes it
 """
@@ -73,6 +74,9 @@ def export_serving(
         "entities": [[ent_ids[e] for e in row if e >= 0] for row in feats.ent_idx[1:]],
         "first_seen": [None if math.isnan(t) else float(t) for t in feats.first_seen[1:]],
         "known": [bool(k) for k in feats.known[1:]],
+        # Empty when the features carry no display metadata (older callers).
+        "title": list(feats.titles[1:]) if feats.titles else [""] * (len(feats.ids) - 1),
+        "subcategory": list(feats.subcategories[1:]) if feats.subcategories else [""] * (len(feats.ids) - 1),
     }
     (out_dir / "news_meta.json").write_text(json.dumps(meta))
     np.save(out_dir / "popularity.npy", feats.popularity[1:].astype(np.float32), allow_pickle=False)

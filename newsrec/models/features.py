@@ -9,7 +9,7 @@ unknown-id vector.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -34,6 +34,9 @@ class NewsFeatures:
     known: np.ndarray  # (N,) bool: appears in train behaviors (has an own ID row)
     num_id_rows: int
     missing_text: int = 0
+    # Display metadata carried into the serving artifact ("" for ids only seen in behaviors).
+    titles: list[str] = field(default_factory=list)
+    subcategories: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.row = {n: i for i, n in enumerate(self.ids)}
@@ -112,6 +115,20 @@ def build_features(
     clicks = train_clicks(train) if train is not None else {}
     popularity = np.array([clicks.get(x, 0) for x in ids], dtype=np.float32)
     fs = np.array([first_seen[x].timestamp() if x in first_seen else np.nan for x in ids], dtype=np.float64)
+    titles = [news[x].title if x in news else "" for x in ids]
+    subcategories = [news[x].subcategory if x in news else "" for x in ids]
     return NewsFeatures(
-        ids, id_rows, text, ent_idx, category, categories, popularity, fs, known, k + 1, missing
+        ids,
+        id_rows,
+        text,
+        ent_idx,
+        category,
+        categories,
+        popularity,
+        fs,
+        known,
+        k + 1,
+        missing,
+        titles,
+        subcategories,
     )

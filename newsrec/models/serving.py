@@ -50,9 +50,10 @@ class ServingModel(Protocol):
 
     def add_news(self, article: NewsArticle, vector: np.ndarray, first_seen: datetime | None = None) -> None:
         """Register a cold-start article (vector from `encode_news`) so `rank` knows its
-        vector, category and entities."""
+        vector, category and entities, and `news_metadata` its title and subcategory."""
         ...
 
     def news_metadata(self, news_id: str) -> dict[str, Any] | None:
-        """`{"category", "entities", "popularity", "first_seen", "known"}` or None."""
+        """`{"title", "category", "subcategory", "entities", "popularity", "first_seen", "known"}`
+        or None (title/subcategory are "" when the artifact predates them)."""
         ...

@@ -38,6 +38,9 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
     progress: bool = True
+    # Version written into the serving artifact (the registry version, from the pipeline);
+    # None: `<run dir name>-e<best epoch>`.
+    model_version: str | None = Field(default=None, min_length=1)
 
 
 class TrainResult(BaseModel):

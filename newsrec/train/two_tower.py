@@ -202,7 +202,7 @@ def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainR
     logger.close()
     model.load_state_dict(load_file(str(run / "checkpoints" / "best.safetensors")))
     model = model.cpu()
-    version = f"{run.name}-e{best_epoch}"
+    version = config.model_version or f"{run.name}-e{best_epoch}"
     serving = export_serving(
         model,
         feats,

@@ -137,6 +137,7 @@ def test_alias_flip_under_concurrent_search(index: MilvusIndex) -> None:
     assert seen[-1] == ("v3", 120)
 
 
+@pytest.mark.timeout(120)  # a lock regression in upsert hangs instead of failing
 def test_mirrored_index_serves_from_memory_and_follows_alias(index: MilvusIndex) -> None:
     from newsrec.index.memory import MirroredIndex
 

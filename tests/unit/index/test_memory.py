@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from typing import cast
+
 import numpy as np
 import pytest
 
 from newsrec.errors import InvalidInput
 from newsrec.index import NewsRecord, SearchFilters
-from newsrec.index.memory import Snapshot, exact_search
-from newsrec.index.milvus import IndexSpec, collection_name, filter_expr, fingerprint, sanitize
+from newsrec.index.memory import MirroredIndex, Snapshot, exact_search
+from newsrec.index.milvus import IndexSpec, MilvusIndex, collection_name, filter_expr, fingerprint, sanitize
 
 
 def _recs(n: int = 200, dim: int = 8) -> list[NewsRecord]:
@@ -57,3 +60,33 @@ def test_names_filters_fingerprint() -> None:
     assert fingerprint(recs, IndexSpec()) == fingerprint(list(recs), IndexSpec())
     assert fingerprint(recs, IndexSpec()) != fingerprint(recs, IndexSpec("IVF_FLAT"))
     assert fingerprint(recs, IndexSpec()) != fingerprint(recs[:4], IndexSpec())
+
+
+class _Source:
+    """The three calls `MirroredIndex` makes on its Milvus source, over a dict (a unit test of
+    the mirror's locking; tests/integration/index runs the same against Milvus Lite)."""
+
+    def __init__(self, records: list[NewsRecord]) -> None:
+        self.rows = {r.news_id: r for r in records}
+
+    def resolve_alias(self, alias: str) -> str:
+        return "news_m_v1"
+
+    def fetch_all(self, alias: str) -> tuple[str, list[NewsRecord]]:
+        return "news_m_v1", list(self.rows.values())
+
+    def upsert(self, alias: str, records: list[NewsRecord]) -> None:
+        self.rows.update({r.news_id: r for r in records})
+
+
+@pytest.mark.timeout(20)
+def test_mirror_upsert_as_first_call_does_not_deadlock() -> None:
+    mirror = MirroredIndex(cast(MilvusIndex, _Source(_recs(10))))
+    new = NewsRecord("FRESH", np.full(8, 5.0, np.float32), "a", "s", 7, "v2")
+    worker = threading.Thread(target=mirror.upsert, args=("news_m", [new]), daemon=True)
+    worker.start()
+    worker.join(10)  # a self-deadlock on the mirror's lock never returns
+    assert not worker.is_alive(), "upsert on a cold alias deadlocked"
+    assert mirror.count("news_m") == 11
+    top = mirror.search("news_m", np.ones((1, 8), np.float32), 1)[0][0]
+    assert (top.news_id, top.model_version) == ("FRESH", "v2")
