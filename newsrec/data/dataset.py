@@ -8,7 +8,9 @@ directories named `train`, `dev`, `test`, or, as the MIND zip files unpack,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +26,24 @@ ENTITY_VEC_FILE = "entity_embedding.vec"
 RELATION_VEC_FILE = "relation_embedding.vec"
 REQUIRED_FILES = (NEWS_FILE, BEHAVIORS_FILE)
 SPLIT_NAMES = ("train", "dev", "test")
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of small objects are built.
+
+    Reading creates only acyclic objects, yet every few thousand allocations trigger a
+    collection that walks all of them: pausing it cut loading MIND-small scale from
+    about 20 s to 12-15 s of CPU here (bench/data_load.py). Reference counting still
+    frees memory as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def is_split_dir(path: Path) -> bool:
@@ -44,8 +64,9 @@ def load_split(
     for fname in REQUIRED_FILES:
         if not (path / fname).is_file():
             raise DataError(f"{path / fname}: required file not found")
-    articles, bad = read_news(path / NEWS_FILE, entity_cache)
-    impressions, bad_b = read_behaviors(path / BEHAVIORS_FILE)
+    with _no_cyclic_gc():
+        articles, bad = read_news(path / NEWS_FILE, entity_cache)
+        impressions, bad_b = read_behaviors(path / BEHAVIORS_FILE)
     bad.extend(bad_b)
     vectors: list[dict[str, np.ndarray] | None] = []
     for fname in (ENTITY_VEC_FILE, RELATION_VEC_FILE):
@@ -95,7 +116,8 @@ def load_dataset(root: str | Path) -> dict[str, MindSplit]:
     """Load every split under `root` (train, dev and test when present), or `root` itself
     when it is a single split directory ({its name: split})."""
     cache: dict[str, list[Entity]] = {}  # splits share most news rows: parse their entities once
-    return {name: load_split(path, name, cache) for name, path in find_splits(root).items()}
+    with _no_cyclic_gc():
+        return {name: load_split(path, name, cache) for name, path in find_splits(root).items()}
 
 
 def first_seen(splits: Iterable[MindSplit] | Mapping[str, MindSplit]) -> dict[str, datetime]:
