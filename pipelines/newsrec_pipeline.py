@@ -48,8 +48,9 @@ STEP_DEPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "graph": (("ingest",), ("max_entities",)),
     "towers": (
         ("ingest", "embed", "graph"),
-        # model_version: written into serving/config.json, so a new version re-trains
-        ("epochs", "fusion", "output_dim", "max_train_impressions", "seed", "model_version"),
+        # Not model_version: the version is a hash of every parameter (index type too), and
+        # the services take it from the registry manifest, so a new index does not re-train.
+        ("epochs", "fusion", "output_dim", "max_train_impressions", "seed"),
     ),
     "ranker": (("ingest", "towers"), ("seed",)),
     "evaluate": (("ingest", "ranker"), ("eval_split",)),
@@ -153,7 +154,6 @@ def build_pipeline(for_cluster: bool = True, cache_keys: dict[str, str] | None =
             output_dim=output_dim,
             max_train_impressions=max_train_impressions,
             seed=seed,
-            model_version=model_version,
         )
         towers.set_display_name("train two-tower + GNN")
         ranker = train_ranker(dataset=ingest.outputs["dataset"], towers=towers.outputs["run"], seed=seed)

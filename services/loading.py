@@ -145,6 +145,10 @@ def load_variant(config: ServeConfig, *, with_provider: bool = True, weight: flo
     if not uri:
         raise InvalidInput("milvus_uri: set NEWSREC_MILVUS_URI or --milvus-uri (a file path: Milvus Lite)")
     model = load_model(serving)
+    if manifest is not None:
+        # Online, a model is named by its registry version: training runs before the
+        # pipeline settles the version, and re-training for a new name would be waste.
+        model.model_version = manifest.version
     catalog = build_catalog(model, list(config.news_files))
     milvus = MilvusIndex.from_uri(uri)
     index: VectorIndex = milvus
