@@ -18,11 +18,11 @@ def train_two_tower(
     seed: int,
     run: Output[Model],
     metrics: Output[Metrics],
-    model_version: str = "",
 ) -> None:
-    """A run directory with checkpoints, history and serving/ (newsrec.train.train_two_tower);
-    `model_version` (the registry version) is written into serving/config.json, "" keeps
-    the run-derived `run-e<epoch>`."""
+    """A run directory with checkpoints, history and serving/ (newsrec.train.train_two_tower).
+
+    The model version is not an input: the services name a model by its registry version,
+    so a new version that only changes the index re-uses this step's cached output."""
     import json
     from pathlib import Path
 
@@ -43,7 +43,6 @@ def train_two_tower(
         max_train_impressions=max_train_impressions or None,
         model=ModelConfig(output_dim=output_dim, fusion=fusion),  # type: ignore[arg-type]
         progress=False,
-        model_version=model_version or None,
     )
     result = train(cfg)
     metrics.log_metric("best_dev_auc", result.best_dev_auc)

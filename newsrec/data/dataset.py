@@ -116,8 +116,7 @@ def load_dataset(root: str | Path) -> dict[str, MindSplit]:
     """Load every split under `root` (train, dev and test when present), or `root` itself
     when it is a single split directory ({its name: split})."""
     cache: dict[str, list[Entity]] = {}  # splits share most news rows: parse their entities once
-    with _no_cyclic_gc():
-        return {name: load_split(path, name, cache) for name, path in find_splits(root).items()}
+    return {name: load_split(path, name, cache) for name, path in find_splits(root).items()}
 
 
 def first_seen(splits: Iterable[MindSplit] | Mapping[str, MindSplit]) -> dict[str, datetime]:
