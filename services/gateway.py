@@ -232,6 +232,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                     user_vector=user_vector,
                     history_ids=history,
                     candidate_ids=[c.news_id for c in candidates],
+                    top_k=request.k,
                 ),
                 timeout=call.timeout(self.config.timeouts.rank),
             )

@@ -50,6 +50,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             deps.model.rank(user_vector, list(request.history_ids), candidates), dtype=np.float32
         )
         order = np.argsort(-scores, kind="stable")
+        if request.top_k:
+            order = order[: request.top_k]
         return ranking_pb2.RankResponse(
             candidates=[
                 ranking_pb2.ScoredCandidate(news_id=candidates[i], score=float(scores[i])) for i in order

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -34,8 +34,10 @@ class SearchFilters:
     published_after: int | None = None  # unix seconds
 
 
-@dataclass(frozen=True, slots=True)
-class SearchHit:
+class SearchHit(NamedTuple):
+    """One search result. A NamedTuple: a search builds hundreds per request, and a
+    frozen dataclass costs about 3x as much to construct."""
+
     news_id: str
     score: float
     category: str

@@ -20,7 +20,8 @@ from safetensors.numpy import load_file
 
 from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
-from newsrec.models.ranker import FEATURES, NewsTable, matmul, numpy_mlp, ranker_features
+from newsrec.linalg import matmul
+from newsrec.models.ranker import FEATURES, NewsTable, numpy_mlp, ranker_features
 from newsrec.models.towers import ModelConfig, NewsTower
 
 REQUIRED = ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json")

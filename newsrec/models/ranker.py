@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from newsrec.linalg import matmul
+
 FEATURES = (
     "dot",  # two-tower score (= cosine: both vectors are unit length)
     "hist_max_cos",  # closest history article
@@ -26,12 +28,6 @@ FEATURES = (
     "has_entities",
     "log_history_len",
 )
-
-
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # torch (one intra-op thread in serving) rather than numpy: OpenBLAS threads spin on
-    # small matrices when the machine is busy, which cost 20x on a loaded host.
-    return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
 
 
 @dataclass

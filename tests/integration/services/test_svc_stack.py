@@ -27,6 +27,8 @@ from services.config import ServeConfig, VariantConfig
 from services.generated.newsrec.v1 import (
     news_pb2,
     news_pb2_grpc,
+    ranking_pb2,
+    ranking_pb2_grpc,
     recommend_pb2,
     recommend_pb2_grpc,
     retrieval_pb2,
@@ -158,6 +160,27 @@ def test_recommend_whole_path_and_cache(module_world: World) -> None:
     assert scores == sorted(scores, reverse=True)
     again = stub.Recommend(_req(user, history + ["N-not-a-news"], variant="a"), timeout=5)
     assert again.cache_hit and [i.news_id for i in again.items] == [i.news_id for i in first.items]
+
+
+def test_rank_top_k_is_the_head_of_the_full_ranking(module_world: World) -> None:
+    """The gateway asks the ranker for only k items; they must be the best k of all."""
+    port = module_world.stack.ports["ranker/a"]
+    stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    model = module_world.variants["a"].model
+    user, history = module_world.users[1]
+    vector, _ = model.encode_user(history)
+    cands = [n for n in model.news_ids() if n not in set(history)][:60]
+
+    def rank(top_k: int) -> list[tuple[str, float]]:
+        req = ranking_pb2.RankRequest(
+            user_id=user, user_vector=vector.tolist(), history_ids=history, candidate_ids=cands, top_k=top_k
+        )
+        return [(c.news_id, c.score) for c in stub.Rank(req, timeout=5).candidates]
+
+    full = rank(0)
+    assert len(full) == len(cands)
+    assert rank(7) == full[:7]
+    assert rank(500) == full
 
 
 def test_ab_split_and_stability(module_world: World) -> None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18newsrec/v1/ranking.proto\x12\nnewsrec.v1\"_\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0buser_vector\x18\x02 \x03(\x02\x12\x13\n\x0bhistory_ids\x18\x03 \x03(\t\x12\x15\n\rcandidate_ids\x18\x04 \x03(\t\"1\n\x0fScoredCandidate\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"V\n\x0cRankResponse\x12/\n\ncandidates\x18\x01 \x03(\x0b\x32\x1b.newsrec.v1.ScoredCandidate\x12\x15\n\rmodel_version\x18\x02 \x01(\t2K\n\x0eRankingService\x12\x39\n\x04Rank\x12\x17.newsrec.v1.RankRequest\x1a\x18.newsrec.v1.RankResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18newsrec/v1/ranking.proto\x12\nnewsrec.v1\"n\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0buser_vector\x18\x02 \x03(\x02\x12\x13\n\x0bhistory_ids\x18\x03 \x03(\t\x12\x15\n\rcandidate_ids\x18\x04 \x03(\t\x12\r\n\x05top_k\x18\x05 \x01(\r\"1\n\x0fScoredCandidate\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"V\n\x0cRankResponse\x12/\n\ncandidates\x18\x01 \x03(\x0b\x32\x1b.newsrec.v1.ScoredCandidate\x12\x15\n\rmodel_version\x18\x02 \x01(\t2K\n\x0eRankingService\x12\x39\n\x04Rank\x12\x17.newsrec.v1.RankRequest\x1a\x18.newsrec.v1.RankResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'newsrec.v1.ranking_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RANKREQUEST']._serialized_start=40
-  _globals['_RANKREQUEST']._serialized_end=135
-  _globals['_SCOREDCANDIDATE']._serialized_start=137
-  _globals['_SCOREDCANDIDATE']._serialized_end=186
-  _globals['_RANKRESPONSE']._serialized_start=188
-  _globals['_RANKRESPONSE']._serialized_end=274
-  _globals['_RANKINGSERVICE']._serialized_start=276
-  _globals['_RANKINGSERVICE']._serialized_end=351
+  _globals['_RANKREQUEST']._serialized_end=150
+  _globals['_SCOREDCANDIDATE']._serialized_start=152
+  _globals['_SCOREDCANDIDATE']._serialized_end=201
+  _globals['_RANKRESPONSE']._serialized_start=203
+  _globals['_RANKRESPONSE']._serialized_end=289
+  _globals['_RANKINGSERVICE']._serialized_start=291
+  _globals['_RANKINGSERVICE']._serialized_end=366
 # @@protoc_insertion_point(module_scope)

@@ -7,16 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RankRequest(_message.Message):
-    __slots__ = ("user_id", "user_vector", "history_ids", "candidate_ids")
+    __slots__ = ("user_id", "user_vector", "history_ids", "candidate_ids", "top_k")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     USER_VECTOR_FIELD_NUMBER: _ClassVar[int]
     HISTORY_IDS_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     user_vector: _containers.RepeatedScalarFieldContainer[float]
     history_ids: _containers.RepeatedScalarFieldContainer[str]
     candidate_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, user_id: _Optional[str] = ..., user_vector: _Optional[_Iterable[float]] = ..., history_ids: _Optional[_Iterable[str]] = ..., candidate_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    top_k: int
+    def __init__(self, user_id: _Optional[str] = ..., user_vector: _Optional[_Iterable[float]] = ..., history_ids: _Optional[_Iterable[str]] = ..., candidate_ids: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class ScoredCandidate(_message.Message):
     __slots__ = ("news_id", "score")
