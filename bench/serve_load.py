@@ -87,12 +87,22 @@ def echo_server_aio(port: int) -> None:
 @dataclass
 class Procs:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # pid -> log stem (service name)
 
     def start(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         out = log.open("wb")
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         self.procs.append(proc)
+        self.names[proc.pid] = log.stem
         return proc
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User+system CPU seconds so far of each running child, and of this process (`client`)."""
+        out = {"client": time.process_time()}
+        for p in self.procs:
+            with suppress(OSError):
+                out[self.names[p.pid]] = process_cpu_seconds(p.pid)
+        return out
 
     def stop_all(self) -> None:
         for p in self.procs:
@@ -104,6 +114,12 @@ class Procs:
             except subprocess.TimeoutExpired:
                 p.kill()
         self.procs.clear()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc (Linux), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_serving(port: int, timeout: float = 600) -> None:
@@ -339,7 +355,12 @@ def load_users(path: Path, limit: int) -> list[tuple[str, list[str]]]:
 
 
 def run_target(
-    name: str, target: str, kind: str, users: list[tuple[str, list[str]]], args: argparse.Namespace
+    name: str,
+    target: str,
+    kind: str,
+    users: list[tuple[str, list[str]]],
+    args: argparse.Namespace,
+    procs: Procs,
 ) -> dict[str, Any]:
     caller, channel = make_caller(target, kind, users, timeout=1.0)
     out: dict[str, Any] = {"target": name}
@@ -349,8 +370,17 @@ def run_target(
         for c in args.concurrency:
             out["closed"][str(c)] = closed_loop(caller, c, args.closed_seconds).summary()
             print(f"{name:6s} closed c={c:<3d} {fmt(out['closed'][str(c)])}", flush=True)
+        cpu0 = procs.cpu_seconds()
         out["open"] = open_loop(caller, args.rate, args.duration).summary()
+        cpu1 = procs.cpu_seconds()
+        # Where the CPU goes: per process, milliseconds of CPU per request of the open loop.
+        n = max(out["open"]["requests"], 1)
+        out["open"]["cpu_ms_per_request"] = {
+            k: round((cpu1[k] - cpu0[k]) * 1000 / n, 3) for k in cpu1 if k in cpu0
+        }
         print(f"{name:6s} open {args.rate:.0f} rps {fmt(out['open'])}", flush=True)
+        cpu = out["open"]["cpu_ms_per_request"]
+        print(f"{name:6s} CPU ms/request: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
     finally:
         channel.close()
     return out
@@ -474,14 +504,14 @@ def main() -> None:
                 echo_port = free_port()
                 procs.start([sys.executable, __file__, flag, str(echo_port)], work / f"{flavour}.log")
                 wait_port(echo_port)
-                results.append(run_target(flavour, f"127.0.0.1:{echo_port}", "echo", users, args))
+                results.append(run_target(flavour, f"127.0.0.1:{echo_port}", "echo", users, args, procs))
                 procs.stop_all()
             for mode in modes:
                 stack = split_stack if mode == "split" else all_stack
                 t0 = time.perf_counter()
                 with stack(args, work, procs) as port:
                     print(f"{mode}: serving after {time.perf_counter() - t0:.1f}s", flush=True)
-                    results.append(run_target(mode, f"127.0.0.1:{port}", "recommend", users, args))
+                    results.append(run_target(mode, f"127.0.0.1:{port}", "recommend", users, args, procs))
                 procs.stop_all()
         finally:
             procs.stop_all()

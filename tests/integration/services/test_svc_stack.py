@@ -340,3 +340,30 @@ def test_health_transitions_and_drain(shared: dict[str, Any]) -> None:
         resp = fut.result()  # completes during the grace period
         assert len(resp.candidates) == 50
         assert done.wait(5)
+
+
+def test_services_name_the_model_by_its_registry_version(trained_run: Path, tmp_path: Path) -> None:
+    """The artifact was exported before the pipeline settled the version; online, the
+    registry's version is the model's name (responses, cache keys, Milvus records)."""
+    import json
+
+    from newsrec.registry import Registry
+
+    exported = json.loads((trained_run / "serving/config.json").read_text())["model_version"]
+    assert exported != "v7"
+    Registry(tmp_path / "registry").publish(
+        "named",
+        "v7",
+        {"serving": trained_run / "serving"},
+        config={},
+        metrics={},
+        embedding={"provider": "local", "model": "all-MiniLM-L6-v2", "dimensions": 384},
+        index_info={"uri": str(tmp_path / "milvus.db"), "collection": "news_named_v7", "alias": "news_named"},
+    )
+    cfg = ServeConfig.model_validate(
+        {"registry": str(tmp_path / "registry"), "model_name": "named", "model_version": "v7"}
+    )
+    deps = load_variant(cfg, with_provider=False)
+    assert deps.model.model_version == "v7"
+    hits = deps.index.search(deps.alias, deps.model.news_vectors()[:1], 3)[0]
+    assert hits and {h.model_version for h in hits} == {"v7"}
