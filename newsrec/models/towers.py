@@ -137,6 +137,12 @@ class UserTower(nn.Module):
         self.transform = nn.Linear(dim, dim)
         self.att = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1, bias=False))
         self.empty = nn.Parameter(torch.randn(dim) * 0.1)
+        # Start as plain mean pooling (uniform attention, identity transform) and learn
+        # departures from it: the dot product with the mean of the history vectors is the
+        # average similarity to the history, a strong score that a random init first loses.
+        nn.init.zeros_(self.att[2].weight)
+        nn.init.eye_(self.transform.weight)
+        nn.init.zeros_(self.transform.bias)
 
     def forward(self, hist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logits = self.att(hist).squeeze(-1).masked_fill(~mask, -1e9)

@@ -93,3 +93,15 @@ def test_user_tower_empty_history_and_padding() -> None:
     assert out.shape == (3, 8)
     assert torch.allclose(out[1], torch.nn.functional.normalize(user.empty, dim=0))
     assert torch.allclose(out[0], out[2], atol=1e-6)
+
+
+def test_user_tower_starts_as_mean_pooling() -> None:
+    """Before training, the user vector is the normalised mean of the (unpadded) history
+    vectors, so the initial score is the average similarity to the history."""
+    torch.manual_seed(1)
+    user = UserTower(8)
+    hist = torch.randn(2, 5, 8)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    out = user(hist, mask)
+    want = torch.stack([hist[0].mean(0), hist[1, :3].mean(0)])
+    assert torch.allclose(out, torch.nn.functional.normalize(want, dim=-1), atol=1e-6)
