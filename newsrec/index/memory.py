@@ -10,6 +10,7 @@ upserts to Milvus first, then to the copy. Filters are applied as masks inside t
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ from newsrec.errors import InvalidInput
 from newsrec.index.base import NewsRecord, SearchFilters, SearchHit
 from newsrec.index.milvus import MilvusIndex
 from newsrec.linalg import matmul_t, top_k
+
+log = logging.getLogger("newsrec.index.memory")
 
 
 @dataclass(frozen=True)
@@ -129,26 +132,64 @@ def _apply_filters(snap: Snapshot, scores: np.ndarray, filters: SearchFilters | 
 class MirroredIndex:
     """`VectorIndex` serving exact searches from memory, with Milvus as the versioned source of truth."""
 
-    def __init__(self, source: MilvusIndex, refresh_s: float = 5.0) -> None:
+    def __init__(self, source: MilvusIndex, refresh_s: float = 5.0, background: bool = True) -> None:
         self.source = source
         self.refresh_s = refresh_s  # how often the alias target is re-checked
+        # True: a stale snapshot keeps serving while one background thread re-checks the
+        # alias (and reloads after a flip). A search never waits on Milvus after the first
+        # load: a lookup under the lock every 5 s stalled every search queued behind it,
+        # which showed in the serving p99. False: re-check inline (tests, scripts).
+        self.background = background
         self._snaps: dict[str, tuple[Snapshot, float]] = {}
         self._lock = threading.RLock()  # upsert may load the snapshot while holding it
+        self._refreshing: set[str] = set()
+        self._refreshing_lock = threading.Lock()
 
     def snapshot(self, alias: str) -> Snapshot:
         """The in-memory copy of the collection behind `alias`, (re)loaded when the alias moved."""
-        now = time.monotonic()
         got = self._snaps.get(alias)
-        if got is not None and now - got[1] < self.refresh_s:
+        if got is not None and time.monotonic() - got[1] < self.refresh_s:
+            return got[0]
+        if got is not None and self.background:
+            self._refresh_in_background(alias)
             return got[0]
         with self._lock:
-            target = self.source.resolve_alias(alias)
-            got = self._snaps.get(alias)
-            if got is None or got[0].collection != target:
-                coll, recs = self.source.fetch_all(alias)
-                got = (Snapshot.from_records(coll, recs), now)
-            self._snaps[alias] = (got[0], now)
-            return got[0]
+            return self._reload(alias)
+
+    def _reload(self, alias: str) -> Snapshot:
+        """Re-check the alias; fetch the whole collection only when it moved. Holds `_lock`."""
+        now = time.monotonic()
+        target = self.source.resolve_alias(alias)
+        got = self._snaps.get(alias)
+        if got is None or got[0].collection != target:
+            coll, recs = self.source.fetch_all(alias)
+            got = (Snapshot.from_records(coll, recs), now)
+        self._snaps[alias] = (got[0], now)
+        return got[0]
+
+    def _refresh_in_background(self, alias: str) -> None:
+        with self._refreshing_lock:
+            if alias in self._refreshing:
+                return
+            self._refreshing.add(alias)
+        threading.Thread(
+            target=self._refresh, args=(alias,), name=f"mirror-refresh-{alias}", daemon=True
+        ).start()
+
+    def _refresh(self, alias: str) -> None:
+        try:
+            with self._lock:
+                try:
+                    self._reload(alias)
+                except Exception:
+                    # Milvus unreachable: keep serving the copy we have, try again later.
+                    log.warning("mirror refresh failed; serving the previous snapshot", exc_info=True)
+                    got = self._snaps.get(alias)
+                    if got is not None:
+                        self._snaps[alias] = (got[0], time.monotonic())
+        finally:
+            with self._refreshing_lock:
+                self._refreshing.discard(alias)
 
     def build_version(self, alias: str, version: str, records: Sequence[NewsRecord]) -> str:
         coll = self.source.build_version(alias, version, records)

@@ -144,7 +144,7 @@ def test_mirrored_index_serves_from_memory_and_follows_alias(index: MilvusIndex)
     recs = records(300, "v1")
     index.build_version(ALIAS, "v1", recs)
     mirror = MirroredIndex(
-        MilvusIndex.from_uri(index.uri, client=index.client, alias_ttl_s=0.0), refresh_s=0.0
+        MilvusIndex.from_uri(index.uri, client=index.client, alias_ttl_s=0.0), refresh_s=0.0, background=False
     )
     q = np.stack([recs[1].vector, recs[2].vector])
     f = SearchFilters(exclude_ids=("N1",), categories=("news", "finance"), published_after=1010)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import cast
 
 import numpy as np
@@ -90,3 +91,47 @@ def test_mirror_upsert_as_first_call_does_not_deadlock() -> None:
     assert mirror.count("news_m") == 11
     top = mirror.search("news_m", np.ones((1, 8), np.float32), 1)[0][0]
     assert (top.news_id, top.model_version) == ("FRESH", "v2")
+
+
+class _SlowFlippingSource(_Source):
+    """A source whose alias lookups take time, then fail, then point at a new collection."""
+
+    def __init__(self, records: list[NewsRecord]) -> None:
+        super().__init__(records)
+        self.target = "news_m_v1"
+        self.lookup_gate = threading.Event()
+        self.lookup_gate.set()
+        self.fail = False
+
+    def resolve_alias(self, alias: str) -> str:
+        self.lookup_gate.wait(10)
+        if self.fail:
+            raise ConnectionError("milvus is down")
+        return self.target
+
+    def fetch_all(self, alias: str) -> tuple[str, list[NewsRecord]]:
+        return self.target, list(self.rows.values())
+
+
+@pytest.mark.timeout(30)
+def test_mirror_serves_the_stale_copy_while_the_alias_is_rechecked() -> None:
+    source = _SlowFlippingSource(_recs(10))
+    mirror = MirroredIndex(cast(MilvusIndex, source), refresh_s=0.0)
+    assert mirror.resolve_alias("news_m") == "news_m_v1"  # first load is inline
+    # a slow lookup must not hold up searches: they answer from the copy they have
+    source.lookup_gate.clear()
+    for _ in range(20):
+        assert mirror.count("news_m") == 10
+    source.lookup_gate.set()
+    # Milvus down: keep serving the copy
+    source.fail = True
+    for _ in range(20):
+        assert mirror.count("news_m") == 10
+    # the alias moves: the background refresh picks the new collection up
+    source.fail = False
+    source.target = "news_m_v2"
+    source.rows = {r.news_id: r for r in _recs(4)}
+    deadline = time.monotonic() + 10
+    while mirror.resolve_alias("news_m") != "news_m_v2" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert mirror.resolve_alias("news_m") == "news_m_v2" and mirror.count("news_m") == 4
