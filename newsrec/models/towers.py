@@ -135,12 +135,13 @@ class UserTower(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.transform = nn.Linear(dim, dim)
-        self.att = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Linear(dim, 1, bias=False))
+        score = nn.Linear(dim, 1, bias=False)
+        self.att = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), score)
         self.empty = nn.Parameter(torch.randn(dim) * 0.1)
         # Start as plain mean pooling (uniform attention, identity transform) and learn
         # departures from it: the dot product with the mean of the history vectors is the
         # average similarity to the history, a strong score that a random init first loses.
-        nn.init.zeros_(self.att[2].weight)
+        nn.init.zeros_(score.weight)
         nn.init.eye_(self.transform.weight)
         nn.init.zeros_(self.transform.bias)
 
