@@ -135,8 +135,9 @@ class UserTower(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.transform = nn.Linear(dim, dim)
+        hidden = nn.Linear(dim, dim)  # created before `score`: keeps the seed's init order
         score = nn.Linear(dim, 1, bias=False)
-        self.att = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), score)
+        self.att = nn.Sequential(hidden, nn.Tanh(), score)
         self.empty = nn.Parameter(torch.randn(dim) * 0.1)
         # Start as plain mean pooling (uniform attention, identity transform) and learn
         # departures from it: the dot product with the mean of the history vectors is the
