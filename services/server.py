@@ -7,6 +7,7 @@ and the measured unary round trip of the sync server was on par with grpc.aio he
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -121,12 +122,24 @@ def start_server(
             server.load_error = exc
             log.exception("loading failed: staying NOT_SERVING", extra={"service": config.service})
             return
+        freeze_loaded_objects()
         server.set_serving(True)
         server.ready.set()
         log.info("serving", extra={"service": config.service, "port": port})
 
     threading.Thread(target=load, name=f"load-{config.service}", daemon=True).start()
     return server, port
+
+
+def freeze_loaded_objects() -> None:
+    """Move everything loaded so far out of the cyclic GC's reach (`gc.freeze`).
+
+    A loaded model, catalog and index copy are ~300k tracked objects that live as long as
+    the process; a full collection over them took 250 ms, a pause every in-flight request
+    would wait out. Frozen, a full collection takes microseconds. Objects created by
+    requests are still collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def full_name(file_descriptor: Any, service: str) -> str:

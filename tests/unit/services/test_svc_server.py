@@ -124,3 +124,16 @@ def test_metrics_endpoint_has_histogram_with_variant(
     url = f"http://127.0.0.1:{server.metrics_port}/metrics"
     body = urllib.request.urlopen(url, timeout=5).read().decode()
     assert 'newsrec_ranker_request_seconds_bucket{code="OK",le="0.005",method="Rank",variant="a"}' in body
+
+
+def test_loaded_objects_are_frozen_out_of_the_gc(gated: Gated) -> None:
+    """What the loader built must not be rescanned by every full collection."""
+    import gc
+
+    server, _, gate, _ = gated
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    gate.set()
+    assert server.ready.wait(5)
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()  # leave the test process as it was
