@@ -24,7 +24,6 @@ from newsrec.models.serving import ServingModel
 from services.catalog import NewsCatalog, NewsInfo
 from services.config import MAX_HISTORY, ServeConfig
 from services.generated.newsrec.v1 import (
-    common_pb2,
     news_pb2,
     news_pb2_grpc,
     retrieval_pb2,
@@ -90,20 +89,22 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
             log.warning("index search failed", exc_info=True)
             raise Unavailable(f"vector index unavailable: {type(exc).__name__}") from exc
         self.metrics.search_seconds.labels(variant=self.variant).observe(time.perf_counter() - start)
-        out = []
+        response = retrieval_pb2.RetrieveResponse(model_version=deps.model.model_version)
+        # add() + field assignment builds each candidate in place: about half the cost of
+        # constructing 200 messages from keyword arguments and copying them in.
+        add = response.candidates.add
+        get = deps.catalog.get
         for hit in hits:
-            info = deps.catalog.get(hit.news_id)
-            out.append(
-                common_pb2.Candidate(
-                    news_id=hit.news_id,
-                    score=float(hit.score),
-                    title=info.title if info else "",
-                    category=hit.category,
-                    subcategory=hit.subcategory,
-                    published_at=int(hit.published_at),
-                )
-            )
-        return retrieval_pb2.RetrieveResponse(candidates=out, model_version=deps.model.model_version)
+            cand = add()
+            cand.news_id = hit.news_id
+            cand.score = hit.score
+            info = get(hit.news_id)
+            if info is not None:
+                cand.title = info.title
+            cand.category = hit.category
+            cand.subcategory = hit.subcategory
+            cand.published_at = int(hit.published_at)
+        return response
 
 
 class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):

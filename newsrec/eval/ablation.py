@@ -187,3 +187,20 @@ def _save(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> di
     fig.savefig(out / "ablation.png", dpi=110)
     plt.close(fig)
     return result
+
+
+def merge_ablations(sources: list[Path], out: Path) -> dict[str, Any]:
+    """One table from `ablation` outputs of the same settings run in several processes
+    (`--variant` splits the work over cores); later sources win for a repeated name."""
+    rows: dict[str, dict[str, Any]] = {}
+    settings: dict[str, Any] | None = None
+    for src in sources:
+        data = json.loads((Path(src) / "ablation.json").read_text())
+        if settings is not None and data["settings"] != settings:
+            raise ValueError(f"{src}/ablation.json: other settings than {sources[0]} ({data['settings']})")
+        settings = data["settings"]
+        rows.update({r["name"]: r for r in data["runs"]})
+    if settings is None:
+        raise ValueError("merge_ablations: no sources")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return _save(Path(out), list(rows.values()), settings)
