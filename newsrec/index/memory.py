@@ -4,8 +4,10 @@ Why: on Milvus Lite 2.5.1 a FLAT search of 100k vectors costs several times an e
 numpy scan (figures in docs/benchmarks/retrieval.md), over the serving budget of p99 ≤
 2x the exact scan. `MirroredIndex` keeps the Milvus collection as the source of truth
 (versioned, behind the alias) and answers searches from an exact numpy copy of the
-collection the alias points at; it reloads the copy when the alias moves and writes
-upserts to Milvus first, then to the copy. Filters are applied as masks inside the scan.
+collection the alias points at. A background thread re-checks the alias every
+`refresh_s` and reloads the copy when it moved (searches keep using the old copy until
+then); upserts go to Milvus first, then to the copy. Filters set the scores of excluded
+rows to -inf before the top-k, so k results come back whenever k rows pass the filters.
 """
 
 from __future__ import annotations
