@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from newsrec.data import load_split  # noqa: E402
+from newsrec.eval.evaluate import sample_impressions, scorers  # noqa: E402
 from newsrec.eval.metrics import auc  # noqa: E402
 from newsrec.models.artifact import load_serving  # noqa: E402
 from newsrec.train.prepare import labeled  # noqa: E402
@@ -45,22 +46,14 @@ PAIRS = (
 
 
 def per_impression_auc(serving: Path, imps: list, scorer: str) -> np.ndarray:
-    """AUC of each impression (NaN where it has only one class among known candidates)."""
+    """AUC of each impression under `scorer` (a name of newsrec.eval.evaluate.scorers);
+    NaN where an impression has only one class."""
     model = load_serving(serving)
-    t = model.table
+    score = scorers(model)[scorer]
     out = np.full(len(imps), np.nan)
     for i, e in enumerate(encode_impressions(model, imps)):
-        if e.labels.min() == e.labels.max():
-            continue
-        valid = e.cands >= 0
-        rows = np.where(valid, e.cands, 0)
-        if scorer == "ranker":
-            s = model.score_rows(e.user, e.hist, e.cands, e.time)
-        elif scorer == "popularity":
-            s = t.popularity[rows] * valid
-        else:
-            s = (t.vectors[rows] @ e.user) * valid
-        out[i] = auc(e.labels, s)
+        if e.labels.min() != e.labels.max():
+            out[i] = auc(e.labels, score(e))
     return out
 
 
@@ -73,12 +66,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/ablation_paired.json")
     args = ap.parse_args()
     dev = load_split(args.data / "dev", "dev")
-    imps = labeled(dev.impressions)
-    if len(imps) > args.impressions:  # the same draw as newsrec.eval.evaluate.evaluate_model
-        keep = np.sort(
-            np.random.default_rng(args.seed + 1).choice(len(imps), args.impressions, replace=False)
-        )
-        imps = [imps[i] for i in keep]
+    imps = sample_impressions(labeled(dev.impressions), args.impressions, args.seed)  # as `evaluate` draws
     servings: dict[str, tuple[Path, str]] = {}
     for abl in args.ablation:
         for run in sorted((abl / "runs").glob("*/serving")):

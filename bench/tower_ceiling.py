@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from newsrec.data import load_split  # noqa: E402
+from newsrec.eval.evaluate import scorers  # noqa: E402
 from newsrec.eval.metrics import auc  # noqa: E402
 from newsrec.models.artifact import load_serving  # noqa: E402
 from newsrec.train.prepare import labeled  # noqa: E402
@@ -60,6 +61,7 @@ def main() -> None:
     for serving in args.serving:
         model = load_serving(serving)
         vecs = model.table.vectors
+        tower = scorers(model)["two_tower"]
         per: dict[str, list[float]] = {"tower": [], "mean similarity": [], "mean + max similarity": []}
         for e in encode_impressions(model, imps):
             if len(e.hist) == 0:
@@ -67,7 +69,7 @@ def main() -> None:
             valid = e.cands >= 0
             cand = vecs[np.where(valid, e.cands, 0)] * valid[:, None]
             sims = cand @ vecs[e.hist].T
-            per["tower"].append(auc(e.labels, cand @ e.user))
+            per["tower"].append(auc(e.labels, tower(e)))
             per["mean similarity"].append(auc(e.labels, sims.mean(1)))
             per["mean + max similarity"].append(auc(e.labels, sims.mean(1) + sims.max(1)))
         print(serving)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from newsrec.data import load_dataset
-from newsrec.data.types import MindSplit
+from newsrec.data.types import Impression, MindSplit
 from newsrec.eval.metrics import MetricAccumulator, recall_hit_at_k
 from newsrec.models.artifact import ArtifactModel, load_serving
 from newsrec.train.prepare import labeled
@@ -47,7 +47,8 @@ class EvalConfig(BaseModel):
 Scorer = Callable[[Encoded], np.ndarray]
 
 
-def _scorers(model: ArtifactModel) -> dict[str, Scorer]:
+def scorers(model: ArtifactModel) -> dict[str, Scorer]:
+    """Candidate scores per impression: `two_tower` (dot), `ranker` (when trained), `popularity`."""
     t = model.table
 
     def dot(e: Encoded) -> np.ndarray:
@@ -82,25 +83,29 @@ def _retrieval(model: ArtifactModel, enc: list[Encoded], n_users: int, seed: int
     return recall_hit_at_k(allr, positives, RETRIEVAL_KS)
 
 
+def sample_impressions(imps: list[Impression], limit: int | None, seed: int) -> list[Impression]:
+    """At most `limit` impressions, drawn at random (seed + 1), in their original order: the
+    evaluation sample, so that other tools can score exactly the same impressions."""
+    if limit is None or len(imps) <= limit:
+        return imps
+    keep = np.sort(np.random.default_rng(seed + 1).choice(len(imps), limit, replace=False))
+    return [imps[i] for i in keep]
+
+
 def evaluate_model(model: ArtifactModel, split: MindSplit, cfg: EvalConfig) -> dict[str, Any]:
     """Metrics dict (see module docstring) of `model` on the labeled impressions of `split`."""
-    imps = labeled(split.impressions)
-    if cfg.max_impressions is not None and len(imps) > cfg.max_impressions:
-        keep = np.sort(
-            np.random.default_rng(cfg.seed + 1).choice(len(imps), cfg.max_impressions, replace=False)
-        )
-        imps = [imps[i] for i in keep]
+    imps = sample_impressions(labeled(split.impressions), cfg.max_impressions, cfg.seed)
     enc = list(
         tqdm(encode_impressions(model, imps), total=len(imps), desc="encode", disable=not cfg.progress)
     )
     t = model.table
     cat_names = model.categories
-    scorers = _scorers(model)
-    overall = {k: MetricAccumulator() for k in scorers}
-    cold = {k: MetricAccumulator() for k in scorers}
-    empty = {k: MetricAccumulator() for k in scorers}
+    score_fns = scorers(model)
+    overall = {k: MetricAccumulator() for k in score_fns}
+    cold = {k: MetricAccumulator() for k in score_fns}
+    empty = {k: MetricAccumulator() for k in score_fns}
     by_cat: dict[str, dict[str, MetricAccumulator]] = defaultdict(
-        lambda: {k: MetricAccumulator() for k in scorers}
+        lambda: {k: MetricAccumulator() for k in score_fns}
     )
     cat_count: dict[str, int] = defaultdict(int)
     for e in tqdm(enc, desc="score", disable=not cfg.progress):
@@ -108,7 +113,7 @@ def evaluate_model(model: ArtifactModel, split: MindSplit, cfg: EvalConfig) -> d
         rows = np.where(valid, e.cands, 0)
         is_cold = ~(t.known[rows] & valid)
         cats = np.where(valid, t.category[rows], -1)
-        for name, fn in scorers.items():
+        for name, fn in score_fns.items():
             s = fn(e)
             overall[name].add(e.labels, s)
             if is_cold.any():
@@ -132,7 +137,7 @@ def evaluate_model(model: ArtifactModel, split: MindSplit, cfg: EvalConfig) -> d
                 "empty_history": empty[name].result(),
                 "categories": {c: by_cat[c][name].result() for c in top_cats},
             }
-            for name in scorers
+            for name in score_fns
         },
         "retrieval": _retrieval(model, enc, cfg.retrieval_users, cfg.seed),
         "modality_weights": _modality_weights(model, enc),
