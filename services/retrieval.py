@@ -97,7 +97,7 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
         for hit in hits:
             cand = add()
             cand.news_id = hit.news_id
-            cand.score = float(hit.score)  # Milvus hits may carry numpy scalars
+            cand.score = float(hit.score)  # an index may return numpy scalars
             info = get(hit.news_id)
             if info is not None:
                 cand.title = info.title
