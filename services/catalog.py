@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class NewsCatalog:
 
     def __init__(self, items: Iterable[NewsInfo] = ()) -> None:
         self._items = {item.news_id: item for item in items}
+        # Titles by id on their own: Retrieve looks up a few hundred per call, and a
+        # C-level map over this dict is ~10x cheaper than a Python loop over NewsInfo.
+        self._titles = {news_id: item.title for news_id, item in self._items.items()}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -35,9 +39,14 @@ class NewsCatalog:
     def get(self, news_id: str) -> NewsInfo | None:
         return self._items.get(news_id)
 
+    def titles(self, news_ids: Sequence[str]) -> list[str]:
+        """The title of each id, "" for an unknown one."""
+        return list(map(self._titles.get, news_ids, repeat("")))
+
     def add(self, item: NewsInfo) -> None:
         with self._lock:
             self._items[item.news_id] = item
+            self._titles[item.news_id] = item.title
 
     def items(self) -> list[NewsInfo]:
         with self._lock:

@@ -161,7 +161,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         model_version = backend.config.model_version
         unknown = 0
         cache_hit = False
-        candidates: list[common_pb2.Candidate] = []
+        candidates = retrieval_pb2.RetrieveResponse()
 
         # 1. user vector
         t0 = time.perf_counter()
@@ -193,7 +193,11 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                     ),
                     timeout=call.timeout(timeouts.retrieve),
                 )
-                candidates = list(got.candidates)
+                if len(got.scores) == len(got.titles) == len(got.categories) == len(got.news_ids):
+                    candidates = got
+                else:  # a broken contract; answer from the fallback list rather than guess
+                    log.error("retrieval answered columns of different lengths", extra={"variant": variant})
+                    call.degrade("retrieval_unavailable")
             except grpc.RpcError as exc:
                 call.degrade("retrieval_unavailable", exc)
             call.timed("retrieve", time.perf_counter() - t0)
@@ -221,9 +225,10 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         request: recommend_pb2.RecommendRequest,
         user_vector: list[float],
         history: list[str],
-        candidates: list[common_pb2.Candidate],
+        candidates: retrieval_pb2.RetrieveResponse,
     ) -> list[recommend_pb2.RecommendedItem]:
-        by_id = {c.news_id: c for c in candidates}
+        ids = list(candidates.news_ids)
+        position = dict(zip(ids, range(len(ids)), strict=True))
         t0 = time.perf_counter()
         try:
             ranked = backend.ranker.Rank(
@@ -231,21 +236,22 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                     user_id=request.user_id,
                     user_vector=user_vector,
                     history_ids=history,
-                    candidate_ids=[c.news_id for c in candidates],
+                    candidate_ids=ids,
                     top_k=request.k,
                 ),
                 timeout=call.timeout(self.config.timeouts.rank),
             )
-            order = [(s.news_id, s.score) for s in ranked.candidates if s.news_id in by_id]
+            order = [(position[s.news_id], s.score) for s in ranked.candidates if s.news_id in position]
         except grpc.RpcError as exc:
             call.degrade("ranker_unavailable", exc)
-            order = [(c.news_id, c.score) for c in candidates]
+            order = list(zip(range(len(ids)), candidates.scores, strict=True))
         call.timed("rank", time.perf_counter() - t0)
+        titles, categories = candidates.titles, candidates.categories
         return [
             recommend_pb2.RecommendedItem(
-                news_id=news_id, title=by_id[news_id].title, category=by_id[news_id].category, score=score
+                news_id=ids[i], title=titles[i], category=categories[i], score=score
             )
-            for news_id, score in order[: request.k]
+            for i, score in order[: request.k]
         ]
 
     @staticmethod

@@ -55,12 +55,23 @@ class ErrorMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self._histogram_for = histogram_for
         self._variant = variant
         self._prefix = prefix
+        # Wrapped handler per method path, built on its first call: grpc asks the
+        # interceptor again on every call, and the handlers never change once serving.
+        self._wrapped: dict[str, Any] = {}
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        wrapped_handler = self._wrapped.get(details.method)
+        if wrapped_handler is not None:
+            return wrapped_handler
         handler = continuation(details)
         if handler is None or handler.unary_unary is None or not details.method.startswith(self._prefix):
             return handler
-        service_name, method = details.method[len(self._prefix) :].split("/", 1)
+        wrapped_handler = self._wrap(handler, details.method)
+        self._wrapped[details.method] = wrapped_handler
+        return wrapped_handler
+
+    def _wrap(self, handler: Any, method_path: str) -> Any:
+        service_name, method = method_path[len(self._prefix) :].split("/", 1)
         histogram = self._histogram_for(service_name)
         inner = handler.unary_unary
         default_variant = self._variant

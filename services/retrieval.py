@@ -89,22 +89,18 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
             log.warning("index search failed", exc_info=True)
             raise Unavailable(f"vector index unavailable: {type(exc).__name__}") from exc
         self.metrics.search_seconds.labels(variant=self.variant).observe(time.perf_counter() - start)
-        response = retrieval_pb2.RetrieveResponse(model_version=deps.model.model_version)
-        # add() + field assignment builds each candidate in place: about half the cost of
-        # constructing 200 messages from keyword arguments and copying them in.
-        add = response.candidates.add
-        get = deps.catalog.get
-        for hit in hits:
-            cand = add()
-            cand.news_id = hit.news_id
-            cand.score = float(hit.score)  # an index may return numpy scalars
-            info = get(hit.news_id)
-            if info is not None:
-                cand.title = info.title
-            cand.category = hit.category
-            cand.subcategory = hit.subcategory
-            cand.published_at = int(hit.published_at)
-        return response
+        # Columns, each copied into the message in one C call: a few hundred hits per call
+        # made building one sub-message per candidate the process's main cost.
+        ids = [hit.news_id for hit in hits]
+        return retrieval_pb2.RetrieveResponse(
+            model_version=deps.model.model_version,
+            news_ids=ids,
+            scores=[float(hit.score) for hit in hits],  # an index may return numpy scalars
+            titles=deps.catalog.titles(ids),
+            categories=[hit.category for hit in hits],
+            subcategories=[hit.subcategory for hit in hits],
+            published_at=[int(hit.published_at) for hit in hits],
+        )
 
 
 class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,9 @@ class ArtifactModel:
         return self.table.vectors
 
     def encode_user(self, history: Sequence[str]) -> tuple[np.ndarray, int]:
-        rows = [self._row[h] for h in history if h in self._row]
-        rows = rows[-self.model_config.max_history :]
-        return self.encode_user_rows(np.array(rows, dtype=np.int64)), len(history) - sum(
-            1 for h in history if h in self._row
-        )
+        rows = self._rows_of(history)
+        known = rows[rows >= 0]
+        return self.encode_user_rows(known[-self.model_config.max_history :]), len(rows) - len(known)
 
     def rank(
         self,
@@ -114,9 +113,9 @@ class ArtifactModel:
         """Ranker scores; without a trained ranker, the two-tower dot product. `now` is the
         request time for freshness (default: the artifact's data clock, the latest
         first-seen time in its data). Unknown candidates get a zero vector and no metadata."""
-        hist = np.array([self._row[h] for h in history if h in self._row], dtype=np.int64)
-        hist = hist[-self.model_config.max_history :]
-        cands = np.array([self._row.get(c, -1) for c in candidates], dtype=np.int64)
+        hist = self._rows_of(history)
+        hist = hist[hist >= 0][-self.model_config.max_history :]
+        cands = self._rows_of(candidates)
         ts = now.timestamp() if isinstance(now, datetime) else now
         return self.score_rows(np.asarray(user_vector, dtype=np.float32), hist, cands, ts)
 
@@ -202,6 +201,10 @@ class ArtifactModel:
         if now is None:
             now = self.data_clock
         return numpy_mlp(self.ranker, ranker_features(self.table, user, hist, cands, now)).astype(np.float32)
+
+    def _rows_of(self, news_ids: Sequence[str]) -> np.ndarray:
+        """Table row of each id, -1 for unknown ones (a C-level map: hundreds per request)."""
+        return np.fromiter(map(self._row.get, news_ids, repeat(-1)), dtype=np.int64, count=len(news_ids))
 
     def _entity_rows(self, entities: Sequence[str], m: int) -> list[int]:
         rows = [self._ent_row[e] for e in entities if e in self._ent_row][:m]

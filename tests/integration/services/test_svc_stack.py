@@ -247,8 +247,8 @@ def test_upsert_news_is_retrievable_at_once(module_world: World, shared: dict[st
         got = retrieval_pb2_grpc.RetrievalServiceStub(ch).Retrieve(
             retrieval_pb2.RetrieveRequest(vector=(vec / np.linalg.norm(vec)).tolist(), k=5), timeout=5
         )
-    assert got.candidates[0].news_id == "NCOLD1"
-    assert got.candidates[0].title.startswith("Local team wins")
+    assert got.news_ids[0] == "NCOLD1"
+    assert got.titles[0].startswith("Local team wins")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

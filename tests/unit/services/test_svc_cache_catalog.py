@@ -41,3 +41,11 @@ def test_popular_fresh_prefers_clicks_and_recency() -> None:
     ranked = [info.news_id for info, _ in popular_fresh(catalog, 3, half_life_hours=24)]
     assert ranked == ["new_hit", "old_hit", "new_cold"]
     assert len(popular_fresh(catalog, 1)) == 1
+
+
+def test_catalog_titles_in_order_with_blank_for_unknown() -> None:
+    catalog = NewsCatalog([NewsInfo("N1", "One", "c", "s", 0), NewsInfo("N2", "Two", "c", "s", 0)])
+    assert catalog.titles(["N2", "nope", "N1"]) == ["Two", "", "One"]
+    catalog.add(NewsInfo("N3", "Three", "c", "s", 0))
+    catalog.add(NewsInfo("N1", "One, updated", "c", "s", 0))
+    assert catalog.titles(["N3", "N1"]) == ["Three", "One, updated"]

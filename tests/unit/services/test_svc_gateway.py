@@ -64,6 +64,30 @@ def test_ranker_down_degrades_to_retrieval_order(fake_stack: Stack, gateway_chan
     assert resp.degraded and list(resp.degraded_reasons) == ["ranker_unavailable"]
     scores = [item.score for item in resp.items]
     assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    assert all(item.title == f"Title of {item.news_id}" for item in resp.items)
+
+
+def test_retrieve_columns_line_up(fake_stack: Stack) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{fake_stack.ports['retrieval/a']}") as ch:
+        got = retrieval_pb2_grpc.RetrievalServiceStub(ch).Retrieve(
+            retrieval_pb2.RetrieveRequest(vector=[0.25] * 16, k=20), timeout=5
+        )
+    columns = (got.news_ids, got.scores, got.titles, got.categories, got.subcategories, got.published_at)
+    assert [len(c) for c in columns] == [20] * 6
+    assert list(got.scores) == sorted(got.scores, reverse=True)
+    assert list(got.titles) == [f"Title of {n}" for n in got.news_ids]
+
+
+def test_misaligned_retrieve_columns_degrade_to_fallback(
+    fake_stack: Stack, gateway_channel: grpc.Channel
+) -> None:
+    # a retrieval that breaks the contract (columns of different lengths) must not crash
+    # the gateway or pair a title with the wrong article
+    deps = fake_stack.servers["retrieval/a"].bindings[0].servicer.deps
+    deps.catalog.titles = lambda ids: []
+    resp = _recommend(gateway_channel, forced_variant="a")
+    assert resp.degraded and list(resp.degraded_reasons) == ["retrieval_unavailable"]
+    assert len(resp.items) == 10 and all(item.title for item in resp.items)
 
 
 def test_retrieval_down_gives_popular_fallback(fake_stack: Stack, gateway_channel: grpc.Channel) -> None:
@@ -107,8 +131,8 @@ def test_upsert_then_retrieve_finds_article(fake_stack: Stack) -> None:
         got = retrieval_pb2_grpc.RetrievalServiceStub(ch).Retrieve(
             retrieval_pb2.RetrieveRequest(vector=vec.tolist(), k=3), timeout=5
         )
-        assert got.candidates[0].news_id == "COLD1"
-        assert got.candidates[0].title == "Brand new story"
+        assert got.news_ids[0] == "COLD1"
+        assert got.titles[0] == "Brand new story"
         with pytest.raises(grpc.RpcError) as err:
             retrieval_pb2_grpc.RetrievalServiceStub(ch).Retrieve(
                 retrieval_pb2.RetrieveRequest(vector=[float("nan")] * 16, k=3), timeout=5

@@ -24,15 +24,13 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17newsrec/v1/common.proto\x12\nnewsrec.v1\"w\n\tCandidate\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0bsubcategory\x18\x05 \x01(\t\x12\x14\n\x0cpublished_at\x18\x06 \x01(\x03\"m\n\x10RetrievalFilters\x12\x13\n\x0b\x65xclude_ids\x18\x01 \x03(\t\x12\x12\n\ncategories\x18\x02 \x03(\t\x12\x1c\n\x0fpublished_after\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x12\n\x10_published_afterb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17newsrec/v1/common.proto\x12\nnewsrec.v1\"m\n\x10RetrievalFilters\x12\x13\n\x0b\x65xclude_ids\x18\x01 \x03(\t\x12\x12\n\ncategories\x18\x02 \x03(\t\x12\x1c\n\x0fpublished_after\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x12\n\x10_published_afterb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'newsrec.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CANDIDATE']._serialized_start=39
-  _globals['_CANDIDATE']._serialized_end=158
-  _globals['_RETRIEVALFILTERS']._serialized_start=160
-  _globals['_RETRIEVALFILTERS']._serialized_end=269
+  _globals['_RETRIEVALFILTERS']._serialized_start=39
+  _globals['_RETRIEVALFILTERS']._serialized_end=148
 # @@protoc_insertion_point(module_scope)

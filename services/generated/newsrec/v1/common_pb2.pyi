@@ -6,22 +6,6 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class Candidate(_message.Message):
-    __slots__ = ("news_id", "score", "title", "category", "subcategory", "published_at")
-    NEWS_ID_FIELD_NUMBER: _ClassVar[int]
-    SCORE_FIELD_NUMBER: _ClassVar[int]
-    TITLE_FIELD_NUMBER: _ClassVar[int]
-    CATEGORY_FIELD_NUMBER: _ClassVar[int]
-    SUBCATEGORY_FIELD_NUMBER: _ClassVar[int]
-    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
-    news_id: str
-    score: float
-    title: str
-    category: str
-    subcategory: str
-    published_at: int
-    def __init__(self, news_id: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ..., category: _Optional[str] = ..., subcategory: _Optional[str] = ..., published_at: _Optional[int] = ...) -> None: ...
-
 class RetrievalFilters(_message.Message):
     __slots__ = ("exclude_ids", "categories", "published_after")
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]

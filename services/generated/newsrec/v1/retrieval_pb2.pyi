@@ -18,9 +18,19 @@ class RetrieveRequest(_message.Message):
     def __init__(self, vector: _Optional[_Iterable[float]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.RetrievalFilters, _Mapping]] = ...) -> None: ...
 
 class RetrieveResponse(_message.Message):
-    __slots__ = ("candidates", "model_version")
-    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("model_version", "news_ids", "scores", "titles", "categories", "subcategories", "published_at")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
-    candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
+    NEWS_IDS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    TITLES_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    SUBCATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
     model_version: str
-    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    news_ids: _containers.RepeatedScalarFieldContainer[str]
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    titles: _containers.RepeatedScalarFieldContainer[str]
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    subcategories: _containers.RepeatedScalarFieldContainer[str]
+    published_at: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, model_version: _Optional[str] = ..., news_ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., titles: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., subcategories: _Optional[_Iterable[str]] = ..., published_at: _Optional[_Iterable[int]] = ...) -> None: ...
