@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.numpy import load_file
+from threadpoolctl import threadpool_limits
 
 from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
@@ -221,8 +222,10 @@ class ArtifactModel:
 def load_serving(directory: str | Path, threads: int | None = 1) -> ArtifactModel:
     """Load `RUN/serving/` (or a registry artifact dir) for the online services.
 
-    `threads` sets torch's intra-op threads for the process (1: a request is a few
-    small matrix products; more threads only add hand-off cost). None leaves it."""
+    `threads` sets torch's intra-op threads and numpy's BLAS threads for the process (1: a
+    request is a few small matrix products; more threads only add hand-off cost, and
+    idle BLAS threads spin on a busy host). None leaves both."""
     if threads is not None:
         torch.set_num_threads(threads)
+        threadpool_limits(threads, user_api="blas")
     return ArtifactModel(directory)

@@ -85,6 +85,16 @@ def test_run_layout_and_checkpoint_round_trip(run: Path, toy: tuple[Path, Path])
     assert not list(serving.glob("*.pkl"))
 
 
+def test_load_serving_sets_one_blas_thread(run: Path) -> None:
+    # numpy's BLAS threads spin on the request path's small products on a busy host
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threadpool_limits(2, user_api="blas")
+    load_serving(run / "serving")
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+
+
 def test_serving_matches_training_tower(run: Path, toy: tuple[Path, Path]) -> None:
     model = load_serving(run / "serving")
     assert model.news_vectors().shape == (len(model.news_ids()), model.dim)
