@@ -178,7 +178,9 @@ def split_stack(args: argparse.Namespace, work: Path, procs: Procs) -> Iterator[
             "variants": [
                 {
                     "name": "a",
-                    "model_version": "",
+                    # pinned, as the Helm chart pins every variant: the gateway may then read
+                    # the encoder's Redis cache itself (services/lookaside.py)
+                    "model_version": json.loads((args.serving / "config.json").read_text())["model_version"],
                     "weight": 1,
                     "user_encoder": f"dns:///localhost:{ports['user-encoder']}",
                     "retrieval": f"dns:///localhost:{ports['retrieval']}",

@@ -66,6 +66,9 @@ class GatewayConfig(_Strict):
     in_process: bool = True
     # Only used to rank the fallback list: newer news ranks higher at equal popularity.
     freshness_half_life_hours: float = Field(24.0, gt=0)
+    # Read the user encoder's Redis cache before calling it, and skip that hop on a hit.
+    # Only for variants with a pinned model_version (the cache key holds the version).
+    user_cache_lookaside: bool = True
 
     @model_validator(mode="after")
     def _check_variants(self) -> GatewayConfig:

@@ -34,6 +34,7 @@ from services.generated.newsrec.v1 import (
     user_encoder_pb2_grpc,
 )
 from services.interceptors import set_call_variant
+from services.lookaside import UserVectorLookaside
 from services.metrics import GatewayMetrics
 from services.server import NewsrecServer, ServiceBinding, full_name, start_server
 from services.validation import check_ids, check_k, check_user_id
@@ -57,9 +58,16 @@ class VariantBackend:
     ranker: Any
     fallback: list[tuple[NewsInfo, float]] = field(default_factory=list)
     channels: list[grpc.Channel] = field(default_factory=list)
+    # The encoder's cache, read before calling it (pinned versions only; see services.lookaside).
+    user_cache: UserVectorLookaside | None = None
 
     @classmethod
-    def connect(cls, config: VariantConfig, fallback: list[tuple[NewsInfo, float]]) -> VariantBackend:
+    def connect(
+        cls,
+        config: VariantConfig,
+        fallback: list[tuple[NewsInfo, float]],
+        user_cache: UserVectorLookaside | None = None,
+    ) -> VariantBackend:
         channels = [
             grpc.insecure_channel(t, options=CHANNEL_OPTIONS)
             for t in (config.user_encoder, config.retrieval, config.ranker)
@@ -71,6 +79,7 @@ class VariantBackend:
             ranking_pb2_grpc.RankingServiceStub(channels[2]),
             fallback,
             channels,
+            user_cache,
         )
 
     def close(self) -> None:
@@ -163,31 +172,39 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         cache_hit = False
         candidates = retrieval_pb2.RetrieveResponse()
 
-        # 1. user vector
+        # 1. user vector: from the encoder's cache when the gateway may read it, else the encoder
         t0 = time.perf_counter()
-        user = None
-        try:
-            user = backend.encoder.EncodeUser(
-                user_encoder_pb2.EncodeUserRequest(
-                    user_id=request.user_id, history_ids=history, model_version=model_version
-                ),
-                timeout=call.timeout(timeouts.encode_user),
-            )
-            for reason in user.degraded_reasons:
-                call.degrade(reason)
-            unknown, cache_hit, model_version = user.unknown_history_count, user.cache_hit, user.model_version
+        user_vector: list[float] | None = None
+        cached = self._cached_user(backend, request.user_id, history)
+        if cached is not None:
+            user_vector, unknown = cached
+            cache_hit, model_version = True, backend.config.model_version
+        else:
+            try:
+                user = backend.encoder.EncodeUser(
+                    user_encoder_pb2.EncodeUserRequest(
+                        user_id=request.user_id, history_ids=history, model_version=model_version
+                    ),
+                    timeout=call.timeout(timeouts.encode_user),
+                )
+                for reason in user.degraded_reasons:
+                    call.degrade(reason)
+                user_vector = list(user.vector)
+                unknown, cache_hit = user.unknown_history_count, user.cache_hit
+                model_version = user.model_version
+            except grpc.RpcError as exc:
+                call.degrade("user_encoder_unavailable", exc)
+        if user_vector is not None:
             self.metrics.unknown_history.labels(variant=variant).inc(unknown)
-        except grpc.RpcError as exc:
-            call.degrade("user_encoder_unavailable", exc)
         call.timed("encode_user", time.perf_counter() - t0)
 
         # 2. candidates
-        if user is not None:
+        if user_vector is not None:
             t0 = time.perf_counter()
             try:
                 got = backend.retrieval.Retrieve(
                     retrieval_pb2.RetrieveRequest(
-                        vector=user.vector,
+                        vector=user_vector,
                         k=self.config.retrieve_k,
                         filters=common_pb2.RetrievalFilters(exclude_ids=history),
                     ),
@@ -202,10 +219,10 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 call.degrade("retrieval_unavailable", exc)
             call.timed("retrieve", time.perf_counter() - t0)
 
-        if user is None or "retrieval_unavailable" in call.reasons:
+        if user_vector is None or "retrieval_unavailable" in call.reasons:
             items = self._fallback(backend, history, request.k)
         else:
-            items = self._ranked(backend, call, request, user.vector, history, candidates)
+            items = self._ranked(backend, call, request, user_vector, history, candidates)
         call.timed("total", time.perf_counter() - t_start)
         return recommend_pb2.RecommendResponse(
             items=items,
@@ -217,6 +234,24 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             unknown_history_count=unknown,
             cache_hit=cache_hit,
         )
+
+    def _cached_user(
+        self, backend: VariantBackend, user_id: str, history: list[str]
+    ) -> tuple[list[float], int] | None:
+        """(vector, unknown count) from the encoder's cache, or None (miss, no look-aside,
+        or the cache is down: the encoder then computes and reports the cache itself)."""
+        lookaside = backend.user_cache
+        if lookaside is None:
+            return None
+        variant = backend.config.name
+        try:
+            got = lookaside.get(user_id, history)
+        except Unavailable as exc:
+            self.metrics.user_cache.labels(variant=variant, result="error").inc()
+            log.warning("user cache read failed; asking the encoder", extra={"error": str(exc)})
+            return None
+        self.metrics.user_cache.labels(variant=variant, result="miss" if got is None else "hit").inc()
+        return got
 
     def _ranked(
         self,

@@ -162,6 +162,12 @@ class GatewayMetrics(ServiceMetrics):
             ("variant", "assignment"),
             registry=registry,
         )
+        self.user_cache = Counter(
+            "newsrec_gateway_user_cache_total",
+            "Gateway reads of the user encoder's cache before calling it (hit, miss, error)",
+            ("variant", "result"),
+            registry=registry,
+        )
         self.unknown_history = Counter(
             "newsrec_gateway_unknown_history_total",
             "History ids unknown to the variant's model",

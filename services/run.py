@@ -15,9 +15,11 @@ from typing import Any
 
 from newsrec.errors import InvalidInput
 from services import gateway, ranker, retrieval, user_encoder
-from services.catalog import NewsInfo, popular_fresh
-from services.config import ServeConfig
+from services.cache import VectorCache
+from services.catalog import popular_fresh
+from services.config import ServeConfig, VariantConfig
 from services.loading import build_cache, build_catalog, load_model, load_variant, resolve_serving
+from services.lookaside import lookaside_for
 from services.server import NewsrecServer
 from services.stack import Stack, VariantDeps, start_stack
 
@@ -37,15 +39,21 @@ def _wait_for_signal(stop: Callable[[], None]) -> None:
     stop()
 
 
-def _fallback_for(config: ServeConfig, model_version: str) -> list[tuple[NewsInfo, float]]:
-    """Popular-and-fresh list of one variant's model (empty when no registry is configured)."""
+def _gateway_backend(
+    config: ServeConfig, variant: VariantConfig, cache: VectorCache | None
+) -> gateway.VariantBackend:
+    """Connect one variant: its popular-and-fresh fallback list (empty when no registry is
+    configured) and, with a shared Redis cache, the look-aside into its encoder's cache."""
     if config.registry is None and config.serving_dir is None:
         log.warning("no registry configured: the gateway has no fallback list")
-        return []
-    cfg = config.model_copy(update={"model_version": model_version or config.model_version})
+        return gateway.VariantBackend.connect(variant, [])
+    cfg = config.model_copy(update={"model_version": variant.model_version or config.model_version})
     serving, _alias, _manifest = resolve_serving(cfg)
-    catalog = build_catalog(load_model(serving), list(config.news_files))
-    return popular_fresh(catalog, config.gateway.fallback_size, config.gateway.freshness_half_life_hours)
+    model = load_model(serving)
+    catalog = build_catalog(model, list(config.news_files))
+    fallback = popular_fresh(catalog, config.gateway.fallback_size, config.gateway.freshness_half_life_hours)
+    lookaside = lookaside_for(config.gateway.user_cache_lookaside, variant.model_version, cache, model)
+    return gateway.VariantBackend.connect(variant, fallback, lookaside)
 
 
 def create_one(config: ServeConfig) -> tuple[NewsrecServer, int]:
@@ -75,11 +83,10 @@ def create_one(config: ServeConfig) -> tuple[NewsrecServer, int]:
     if name == "gateway":
 
         def gw() -> gateway.GatewayDeps:
+            # Only a Redis cache is shared with the encoders; a local LRU would never be written.
+            cache = build_cache(config.cache) if config.cache.redis_url else None
             return gateway.GatewayDeps(
-                {
-                    v.name: gateway.VariantBackend.connect(v, _fallback_for(config, v.model_version))
-                    for v in config.gateway.variants
-                }
+                {v.name: _gateway_backend(config, v, cache) for v in config.gateway.variants}
             )
 
         return gateway.create_server(config, gw)

@@ -22,6 +22,7 @@ from services.cache import VectorCache
 from services.catalog import NewsCatalog, NewsInfo, popular_fresh
 from services.config import ServeConfig, VariantConfig
 from services.inprocess import in_process
+from services.lookaside import lookaside_for
 from services.server import NewsrecServer
 
 log = logging.getLogger("services.stack")
@@ -107,12 +108,18 @@ def start_stack(
     def gateway_deps() -> gateway.GatewayDeps:
         backends = {}
         for v in gw_variants:
-            catalog = loaders[v.name]().catalog
-            fallback = popular_fresh(catalog, gw_section.fallback_size, gw_section.freshness_half_life_hours)
+            loaded = loaders[v.name]()
+            fallback = popular_fresh(
+                loaded.catalog, gw_section.fallback_size, gw_section.freshness_half_life_hours
+            )
             if in_process:
                 backends[v.name] = _in_process_backend(stack, v, fallback)
             else:
-                backends[v.name] = gateway.VariantBackend.connect(v, fallback)
+                # the encoder of this stack shares `loaded.cache` with the gateway
+                lookaside = lookaside_for(
+                    gw_section.user_cache_lookaside, v.model_version, loaded.cache, loaded.model
+                )
+                backends[v.name] = gateway.VariantBackend.connect(v, fallback, lookaside)
         return gateway.GatewayDeps(backends)
 
     gw, gw_port = gateway.create_server(gw_cfg, gateway_deps, stack.registry, start_metrics=False)

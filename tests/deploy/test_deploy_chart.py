@@ -232,6 +232,9 @@ def test_external_redis_url_from_secret() -> None:
     # in-chart Redis by default
     env = env_of(_container(named(render(), "Deployment", f"{FULL}-a-user-encoder")))
     assert env["NEWSREC_REDIS_URL"] == f"redis://{FULL}-redis:6379/0"
+    # the gateway reads the same cache before calling an encoder (services/lookaside.py)
+    env = env_of(_container(named(render(), "Deployment", f"{FULL}-gateway")))
+    assert env["NEWSREC_REDIS_URL"] == f"redis://{FULL}-redis:6379/0"
 
 
 def _selects(selector: Obj, labels: dict[str, str]) -> bool:

@@ -158,8 +158,16 @@ def test_recommend_whole_path_and_cache(module_world: World) -> None:
     # the ranker really re-scored: its order is by its own scores
     scores = [item.score for item in first.items]
     assert scores == sorted(scores, reverse=True)
+    registry = module_world.stack.registry
+    encoder_calls = {"method": "EncodeUser", "code": "OK", "variant": "a"}
+    before = registry.get_sample_value("newsrec_user_encoder_request_seconds_count", encoder_calls)
     again = stub.Recommend(_req(user, history + ["N-not-a-news"], variant="a"), timeout=5)
     assert again.cache_hit and [i.news_id for i in again.items] == [i.news_id for i in first.items]
+    assert again.unknown_history_count == 1 and again.model_version == first.model_version
+    # the gateway read the vector from Redis itself (pinned version): no encoder hop
+    assert registry.get_sample_value("newsrec_user_encoder_request_seconds_count", encoder_calls) == before
+    hits = registry.get_sample_value("newsrec_gateway_user_cache_total", {"variant": "a", "result": "hit"})
+    assert hits is not None and hits >= 1
 
 
 def test_rank_top_k_is_the_head_of_the_full_ranking(module_world: World) -> None:

@@ -175,3 +175,90 @@ def test_stage_timeouts_bounded_by_client_deadline(fake_stack: Stack, gateway_ch
     assert time.perf_counter() - t0 < 1.0
     assert resp.degraded and list(resp.degraded_reasons) == ["user_encoder_unavailable"]
     assert len(resp.items) == 5  # the popular-and-fresh list
+
+
+def _pinned_stack(pinned: str, lookaside: bool = True) -> Stack:
+    from svc_fakes import fake_variant
+
+    from services.config import ServeConfig
+    from services.stack import start_stack
+
+    cfg = ServeConfig.model_validate(
+        {
+            "grpc_port": 0,
+            "metrics_port": None,
+            "host": "127.0.0.1",
+            "gateway": {
+                "in_process": False,
+                "user_cache_lookaside": lookaside,
+                "timeouts": {"encode_user": 5, "retrieve": 5, "rank": 5},
+                "variants": [
+                    {
+                        "name": "a",
+                        "model_version": pinned,
+                        "user_encoder": "-",
+                        "retrieval": "-",
+                        "ranker": "-",
+                    }
+                ],
+            },
+        }
+    )
+    stack = start_stack(cfg, {"a": fake_variant("v1", 0)})
+    stack.wait_ready(30)
+    return stack
+
+
+def _encoder_calls(stack: Stack) -> float:
+    labels = {"method": "EncodeUser", "code": "OK", "variant": "a"}
+    return stack.registry.get_sample_value("newsrec_user_encoder_request_seconds_count", labels) or 0.0
+
+
+def _gateway_cache(stack: Stack, result: str) -> float:
+    labels = {"variant": "a", "result": result}
+    return stack.registry.get_sample_value("newsrec_gateway_user_cache_total", labels) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("pinned", "lookaside", "skips_encoder"), [("v1", True, True), ("", True, False), ("v1", False, False)]
+)
+def test_gateway_reads_the_encoder_cache_only_for_pinned_versions(
+    pinned: str, lookaside: bool, skips_encoder: bool
+) -> None:
+    stack = _pinned_stack(pinned, lookaside)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{stack.ports['gateway']}") as ch:
+            first = _recommend(ch, history_ids=["N1", "N2", "nope"])
+            calls = _encoder_calls(stack)
+            again = _recommend(ch, history_ids=["N1", "N2", "nope"])
+        assert calls == 1 and not first.cache_hit and again.cache_hit
+        assert _encoder_calls(stack) == (1 if skips_encoder else 2)
+        assert _gateway_cache(stack, "hit") == (1 if skips_encoder else 0)
+        # the same answer either way, with the encoder's unknown-history count and version
+        assert [i.news_id for i in again.items] == [i.news_id for i in first.items]
+        assert again.unknown_history_count == first.unknown_history_count == 1
+        assert again.model_version == first.model_version == "v1" and not again.degraded
+    finally:
+        stack.stop(0)
+
+
+def test_gateway_cache_failure_falls_back_to_the_encoder() -> None:
+    stack = _pinned_stack("v1")
+    try:
+        backend = stack.servers["gateway"].bindings[0].servicer.deps.backends["a"]
+
+        class Down:
+            def get(self, key: str) -> None:
+                from newsrec.errors import Unavailable
+
+                raise Unavailable("redis cache unavailable: test")
+
+        object.__setattr__(backend.user_cache, "cache", Down())
+        with grpc.insecure_channel(f"127.0.0.1:{stack.ports['gateway']}") as ch:
+            _recommend(ch)
+            resp = _recommend(ch)
+        # the encoder's own cache still works: a normal, cached, undegraded answer
+        assert resp.cache_hit and not resp.degraded and len(resp.items) == 10
+        assert _encoder_calls(stack) == 2 and _gateway_cache(stack, "error") == 2
+    finally:
+        stack.stop(0)
