@@ -9,7 +9,8 @@ response serialisation they do over the wire, in two schedules interleaved in on
 - `spaced`: one call every `--gap-ms` (10 ms = one service's share of 100 RPS), the CPU
   and caches idle or busy with other work in between, as in the load test.
 
-It also times the retrieval scan (`matmul_t` over the whole table) alone. Medians of
+It also times the retrieval scan (`matmul_t` over the whole table) alone, and the same
+scan through torch (the kernel before numpy with one BLAS thread). Medians of
 per-round means; only same-run ratios mean anything on a shared machine.
 
     .venv/bin/python bench/serve_handlers.py --serving RUN/serving \
@@ -31,6 +32,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the services run (helm chart, serve_load.py)
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +134,12 @@ def main() -> None:
     def one_scan(i: int) -> None:
         matmul_t(queries[i % len(queries)], table)
 
-    handlers = {"retrieve": one_retrieve, "rank": one_rank, "scan": one_scan}
+    torch_table = torch.from_numpy(table)
+
+    def one_scan_torch(i: int) -> None:  # the previous kernel, for the same-run comparison
+        (torch.from_numpy(queries[i % len(queries)]) @ torch_table.T).numpy()
+
+    handlers = {"retrieve": one_retrieve, "rank": one_rank, "scan": one_scan, "scan_torch": one_scan_torch}
     rounds: dict[str, dict[str, list[float]]] = {h: {"back_to_back": [], "spaced": []} for h in handlers}
     for fn in handlers.values():
         _cpu_ms_per_call(fn, 30, 0.0)  # warm-up

@@ -2,10 +2,10 @@
 
 numpy on one BLAS thread: `load_serving` limits BLAS to one thread per process (with
 threadpoolctl), because OpenBLAS threads spin on small matrices when the machine is busy
-(up to 20x slower on a loaded host). On one thread, numpy beat torch here on every
-product of the request path (the 57,605 x 64 retrieval scan 0.74-0.91 ms vs 1.17-1.31 ms;
-the ranker's 200 x 64 products 4-22 us vs 12-32 us). `torch.topk` stays: it returns the
-k best in order in one pass, where numpy needs argpartition plus a sort.
+(up to 20x slower on a loaded host). On one thread, numpy beats torch here on the
+57,605 x 64 retrieval scan (0.79 vs 1.57 ms back to back, 1.63 vs 2.26 ms one call every
+10 ms; bench/serve_handlers.py) and on the ranker's small products. `torch.topk` stays: it
+returns the k best in order in one pass, where numpy needs argpartition plus a sort.
 """
 
 from __future__ import annotations
