@@ -29,7 +29,7 @@ class NewsCatalog:
     def __init__(self, items: Iterable[NewsInfo] = ()) -> None:
         self._items = {item.news_id: item for item in items}
         # Titles by id on their own: Retrieve looks up a few hundred per call, and a
-        # C-level map over this dict is ~10x cheaper than a Python loop over NewsInfo.
+        # C-level map over this dict avoids a Python loop and an attribute read per id.
         self._titles = {news_id: item.title for news_id, item in self._items.items()}
         self._lock = threading.Lock()
 
