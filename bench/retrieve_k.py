@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from serving_inputs import load_serving_variant, load_users  # noqa: E402
+
 from newsrec.index.base import SearchFilters  # noqa: E402
-from services.config import ServeConfig  # noqa: E402
-from services.loading import load_variant  # noqa: E402
 
 
 def main() -> None:
@@ -41,23 +40,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench/out/retrieve_k.json")
     args = p.parse_args()
 
-    from newsrec.data import read_behaviors
-
-    config = ServeConfig.model_validate(
-        {
-            "serving_dir": str(args.serving),
-            "news_files": [str(n) for n in args.news],
-            "milvus_uri": str(Path(tempfile.mkdtemp(prefix="retrieve-k-")) / "milvus.db"),
-        }
-    )
-    variant = load_variant(config, with_provider=False)
+    variant = load_serving_variant(args.serving, args.news, "retrieve-k")
     model, index = variant.model, variant.index
-    impressions, _ = read_behaviors(args.behaviors)
-    histories: dict[str, list[str]] = {}
-    for imp in impressions:
-        histories.setdefault(imp.user_id, imp.history[-50:])
-        if len(histories) >= args.users:
-            break
+    histories = dict(load_users(args.behaviors, args.users, max_history=50))
 
     sizes = [int(s) for s in args.sizes.split(",")]
     overlap: dict[int, list[float]] = {n: [] for n in sizes}

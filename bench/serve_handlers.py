@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,11 +37,11 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from serving_inputs import load_serving_variant, load_users  # noqa: E402
+
 from newsrec.linalg import matmul_t  # noqa: E402
 from services import ranker, retrieval  # noqa: E402
-from services.config import ServeConfig  # noqa: E402
 from services.generated.newsrec.v1 import common_pb2, ranking_pb2, retrieval_pb2  # noqa: E402
-from services.loading import load_variant  # noqa: E402
 from services.metrics import RankerMetrics, RetrievalMetrics  # noqa: E402
 
 
@@ -77,32 +76,16 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench/out/serve_handlers.json")
     args = p.parse_args()
 
-    from newsrec.data import read_behaviors
-
-    work = Path(tempfile.mkdtemp(prefix="serve-handlers-"))
-    config = ServeConfig.model_validate(
-        {
-            "serving_dir": str(args.serving),
-            "news_files": [str(n) for n in args.news],
-            "milvus_uri": str(work / "milvus.db"),
-        }
-    )
     print("loading the model, the catalog and Milvus Lite ...", flush=True)
-    variant = load_variant(config, with_provider=False)
+    variant = load_serving_variant(args.serving, args.news, "serve-handlers")
     model = variant.model
     retrieve = retrieval.RetrievalServicer("bench", RetrievalMetrics.of(CollectorRegistry()))
     retrieve.deps = retrieval.RetrievalDeps(variant.index, variant.alias, model, variant.catalog)
     rank = ranker.RankingServicer("bench", RankerMetrics.of(CollectorRegistry()))
     rank.deps = ranker.RankerDeps(model)
 
-    impressions, _ = read_behaviors(args.behaviors)
-    histories: dict[str, list[str]] = {}
-    for imp in impressions:
-        histories.setdefault(imp.user_id, imp.history[-50:])
-        if len(histories) >= args.users:
-            break
     retrieve_wire, users = [], []
-    for user, history in histories.items():
+    for user, history in load_users(args.behaviors, args.users, max_history=50):
         vector, _ = model.encode_user(history)
         users.append((user, history, vector.tolist()))
         request = retrieval_pb2.RetrieveRequest(

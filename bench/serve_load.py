@@ -36,6 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from serving_inputs import load_users  # noqa: E402
+
 from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc  # noqa: E402
 
 ECHO_METHOD = "/bench.Echo/Echo"
@@ -342,18 +344,6 @@ def open_loop(caller: Caller, rate: float, seconds: float) -> Result:
             fut.result()
     result.seconds = time.perf_counter() - start
     return result
-
-
-def load_users(path: Path, limit: int) -> list[tuple[str, list[str]]]:
-    from newsrec.data import read_behaviors
-
-    impressions, _bad = read_behaviors(path)
-    seen: dict[str, list[str]] = {}
-    for imp in impressions:
-        seen.setdefault(imp.user_id, imp.history)
-        if len(seen) >= limit:
-            break
-    return list(seen.items())
 
 
 def run_target(
