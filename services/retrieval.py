@@ -82,7 +82,7 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
         )
         start = time.perf_counter()
         try:
-            hits = deps.index.search(deps.alias, vector[None, :], request.k, filters)[0]
+            hits = deps.index.search_columns(deps.alias, vector, request.k, filters)
         except NewsrecError:
             raise
         except Exception as exc:  # pymilvus / connection errors: the index is unavailable
@@ -91,15 +91,14 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
         self.metrics.search_seconds.labels(variant=self.variant).observe(time.perf_counter() - start)
         # Columns, each copied into the message in one C call: a few hundred hits per call
         # made building one sub-message per candidate the process's main cost.
-        ids = [hit.news_id for hit in hits]
         return retrieval_pb2.RetrieveResponse(
             model_version=deps.model.model_version,
-            news_ids=ids,
-            scores=[float(hit.score) for hit in hits],  # an index may return numpy scalars
-            titles=deps.catalog.titles(ids),
-            categories=[hit.category for hit in hits],
-            subcategories=[hit.subcategory for hit in hits],
-            published_at=[int(hit.published_at) for hit in hits],
+            news_ids=hits.news_ids,
+            scores=hits.scores,
+            titles=deps.catalog.titles(hits.news_ids),
+            categories=hits.categories,
+            subcategories=hits.subcategories,
+            published_at=hits.published_at,
         )
 
 

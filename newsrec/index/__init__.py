@@ -1,5 +1,5 @@
 """Vector index interface and its Milvus implementation."""
 
-from newsrec.index.base import NewsRecord, SearchFilters, SearchHit, VectorIndex
+from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit, VectorIndex
 
-__all__ = ["NewsRecord", "SearchFilters", "SearchHit", "VectorIndex"]
+__all__ = ["HitColumns", "NewsRecord", "SearchFilters", "SearchHit", "VectorIndex"]

@@ -46,6 +46,32 @@ class SearchHit(NamedTuple):
     model_version: str = ""  # the version that produced this hit (all hits of one search share it)
 
 
+@dataclass(frozen=True, slots=True)
+class HitColumns:
+    """The hits of one query as parallel columns, best first: what the retrieval service
+    answers. An in-memory index fills each column with one C-level gather instead of
+    building a few hundred `SearchHit`s per request."""
+
+    news_ids: list[str]
+    scores: list[float]
+    categories: list[str]
+    subcategories: list[str]
+    published_at: list[int]
+
+    @classmethod
+    def from_hits(cls, hits: Sequence[SearchHit]) -> HitColumns:
+        return cls(
+            news_ids=[h.news_id for h in hits],
+            scores=[float(h.score) for h in hits],  # an index may return numpy scalars
+            categories=[h.category for h in hits],
+            subcategories=[h.subcategory for h in hits],
+            published_at=[int(h.published_at) for h in hits],
+        )
+
+    def __len__(self) -> int:
+        return len(self.news_ids)
+
+
 class VectorIndex(Protocol):
     """What the pipeline and the retrieval service need from a vector store."""
 
@@ -64,6 +90,12 @@ class VectorIndex(Protocol):
         self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
     ) -> list[list[SearchHit]]:
         """Top-k by inner product for each row of `vectors` (shape (n, dim))."""
+        ...
+
+    def search_columns(
+        self, alias: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> HitColumns:
+        """Top-k by inner product for one query `vector` (shape (dim,)), as columns."""
         ...
 
     def count(self, alias: str) -> int:

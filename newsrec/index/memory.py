@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from newsrec.errors import InvalidInput
-from newsrec.index.base import NewsRecord, SearchFilters, SearchHit
+from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
 from newsrec.index.milvus import MilvusIndex
 from newsrec.linalg import matmul_t, top_k
 
@@ -41,6 +41,12 @@ class Snapshot:
     published_at: np.ndarray  # (N,) int64
     model_versions: list[str]
     row_of: dict[str, int]  # news id -> row
+    # The string columns again as object arrays: `array[rows].tolist()` gathers the k hits
+    # of a search in C (`search_columns`), where a Python loop per hit cost more than the
+    # top-k itself.
+    id_column: np.ndarray
+    subcategory_column: np.ndarray
+    category_name_column: np.ndarray
 
     @classmethod
     def from_records(cls, collection: str, records: Sequence[NewsRecord]) -> Snapshot:
@@ -59,6 +65,9 @@ class Snapshot:
             published_at=np.array([r.published_at for r in records], dtype=np.int64),
             model_versions=[r.model_version for r in records],
             row_of={r.news_id: n for n, r in enumerate(records)},
+            id_column=_objects(r.news_id for r in records),
+            subcategory_column=_objects(r.subcategory for r in records),
+            category_name_column=_objects(names),
         )
 
     def records(self) -> list[NewsRecord]:
@@ -80,14 +89,36 @@ class Snapshot:
         by_id.update({r.news_id: r for r in new})
         return Snapshot.from_records(self.collection, list(by_id.values()))
 
+    def _top(
+        self, queries: np.ndarray, k: int, filters: SearchFilters | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the top-k of each query, best first; filtered-out rows score -inf."""
+        scores = matmul_t(np.asarray(queries, np.float32), self.vectors)  # (n, N)
+        _apply_filters(self, scores, filters)
+        return top_k(scores, k)
+
+    def search_columns(self, vector: np.ndarray, k: int, filters: SearchFilters | None) -> HitColumns:
+        """The top-k of one query (shape (dim,)) as columns."""
+        k_eff = min(k, len(self.ids))
+        if k_eff == 0:
+            return HitColumns([], [], [], [], [])
+        values, rows = self._top(np.asarray(vector).reshape(1, -1), k_eff, filters)
+        keep = values[0] != -np.inf
+        order = rows[0][keep]
+        return HitColumns(
+            news_ids=self.id_column[order].tolist(),
+            scores=values[0][keep].tolist(),
+            categories=self.category_name_column[self.categories[order]].tolist(),
+            subcategories=self.subcategory_column[order].tolist(),
+            published_at=self.published_at[order].tolist(),
+        )
+
     def search(self, vectors: np.ndarray, k: int, filters: SearchFilters | None) -> list[list[SearchHit]]:
         queries = np.asarray(vectors, np.float32)
         k_eff = min(k, len(self.ids))
         if k_eff == 0:
             return [[] for _ in range(queries.shape[0])]
-        scores = matmul_t(queries, self.vectors)  # (n, N)
-        _apply_filters(self, scores, filters)
-        values, rows = top_k(scores, k_eff)
+        values, rows = self._top(queries, k_eff, filters)
         out = []
         ids, names, subs, versions = self.ids, self.category_names, self.subcategories, self.model_versions
         for vals, order in zip(values, rows, strict=True):
@@ -108,6 +139,14 @@ class Snapshot:
                 ]
             )
         return out
+
+
+def _objects(strings: Iterable[str]) -> np.ndarray:
+    """A 1-D object array of Python strings (np.array would make a fixed-width str array)."""
+    items = list(strings)
+    column = np.empty(len(items), dtype=object)
+    column[:] = items
+    return column
 
 
 def _apply_filters(snap: Snapshot, scores: np.ndarray, filters: SearchFilters | None) -> None:
@@ -216,6 +255,16 @@ class MirroredIndex:
         if vectors.ndim != 2:
             raise InvalidInput(f"query vectors must have shape (n, dim), got {vectors.shape}")
         return self.snapshot(alias).search(vectors, k, filters)
+
+    def search_columns(
+        self, alias: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> HitColumns:
+        if k <= 0:
+            raise InvalidInput(f"k={k}: must be positive")
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.ndim != 1:
+            raise InvalidInput(f"query vector must have shape (dim,), got {vector.shape}")
+        return self.snapshot(alias).search_columns(vector, k, filters)
 
     def count(self, alias: str) -> int:
         return len(self.snapshot(alias).ids)

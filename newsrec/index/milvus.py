@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from newsrec.errors import InvalidInput, NotFound, Unavailable
-from newsrec.index.base import NewsRecord, SearchFilters, SearchHit
+from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
 
 META_COLLECTION = "newsrec_meta"
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
@@ -364,6 +364,11 @@ class MilvusIndex:
                 raise
             self._alias_cache.pop(alias, None)
             return self._search(self.resolve_alias(alias), vectors, k, expr)
+
+    def search_columns(
+        self, alias: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> HitColumns:
+        return HitColumns.from_hits(self.search(alias, np.asarray(vector)[None, :], k, filters)[0])
 
     def _search(self, coll: str, vectors: np.ndarray, k: int, expr: str) -> list[list[SearchHit]]:
         res = self.client.search(

@@ -151,6 +151,14 @@ def test_mirrored_index_serves_from_memory_and_follows_alias(index: MilvusIndex)
     from_milvus = index.search(ALIAS, q, 20, f)
     from_memory = mirror.search(ALIAS, q, 20, f)
     assert [[h.news_id for h in r] for r in from_memory] == [[h.news_id for h in r] for r in from_milvus]
+    # the serving path's columns: same rows and metadata from Milvus and from the mirror
+    cols_milvus = index.search_columns(ALIAS, q[0], 20, f)
+    cols_memory = mirror.search_columns(ALIAS, q[0], 20, f)
+    assert cols_memory.news_ids == cols_milvus.news_ids == [h.news_id for h in from_milvus[0]]
+    assert cols_memory.categories == cols_milvus.categories
+    assert cols_memory.published_at == cols_milvus.published_at
+    assert cols_memory.subcategories == cols_milvus.subcategories
+    assert np.allclose(cols_memory.scores, cols_milvus.scores, atol=1e-4)
     mirror.upsert(ALIAS, [NewsRecord("FRESH", recs[5].vector * 2, "news", "s", 9_999, "v1")])
     assert mirror.search(ALIAS, recs[5].vector[None, :], 1)[0][0].news_id == "FRESH"
     assert index.count(ALIAS) == 301  # written to Milvus too

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from newsrec.errors import InvalidInput
-from newsrec.index import NewsRecord, SearchFilters
+from newsrec.index import HitColumns, NewsRecord, SearchFilters
 from newsrec.index.memory import MirroredIndex, Snapshot, exact_search
 from newsrec.index.milvus import IndexSpec, MilvusIndex, collection_name, filter_expr, fingerprint, sanitize
 
@@ -34,6 +34,29 @@ def test_snapshot_search_matches_brute_force_with_filters() -> None:
     want = [i for i in range(200) if i % 3 == 0 and i > 50]
     assert sorted(int(h.news_id[1:]) for h in got) == want  # everything allowed, nothing else
     assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+
+
+def test_search_columns_match_search_hits_column_by_column() -> None:
+    recs = [
+        NewsRecord(r.news_id, r.vector, r.category, f"sub{i % 7}", 1_000 + i, "v1")
+        for i, r in enumerate(_recs())
+    ]
+    snap = Snapshot.from_records("news_m_v1", recs)
+    q = recs[4].vector + 0.01
+    for f in (None, SearchFilters(exclude_ids=("N4", "N10"), categories=("b", "c"), published_after=1_020)):
+        hits = snap.search(q[None, :], 30, f)[0]
+        cols = snap.search_columns(q, 30, f)
+        assert len(cols) == len(hits) == 30
+        assert cols == HitColumns.from_hits(hits)
+        assert all(type(x) is str for x in cols.news_ids + cols.categories + cols.subcategories)
+        assert all(type(x) is int for x in cols.published_at) and all(type(x) is float for x in cols.scores)
+    # filters that leave fewer than k rows give only those rows, never an excluded one
+    narrow = SearchFilters(categories=("a",), published_after=1_180)
+    few = snap.search_columns(q, 50, narrow)
+    assert few.news_ids == [h.news_id for h in snap.search(q[None, :], 50, narrow)[0]]
+    assert all(int(i[1:]) % 3 == 0 and int(i[1:]) > 180 for i in few.news_ids) and 0 < len(few) < 50
+    empty = Snapshot.from_records("empty", [])
+    assert len(empty.search_columns(np.zeros(8, np.float32), 5, None)) == 0
 
 
 def test_upsert_replaces_and_adds() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from newsrec.data.types import NewsArticle
 from newsrec.errors import NotFound
-from newsrec.index.base import NewsRecord, SearchFilters, SearchHit
+from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
 from services.catalog import NewsCatalog, NewsInfo
 
 
@@ -132,6 +132,11 @@ class NumpyIndex:
                 ]
             )
         return out
+
+    def search_columns(
+        self, alias: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
+    ) -> HitColumns:
+        return HitColumns.from_hits(self.search(alias, np.asarray(vector)[None, :], k, filters)[0])
 
     def count(self, alias: str) -> int:
         self._check()
