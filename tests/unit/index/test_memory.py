@@ -152,8 +152,10 @@ def test_mirror_serves_the_stale_copy_while_the_alias_is_rechecked() -> None:
         assert mirror.count("news_m") == 10
     # the alias moves: the background refresh picks the new collection up
     source.fail = False
-    source.target = "news_m_v2"
+    # rows before the target: a refresh running between the two lines must not pair the
+    # new collection name with the old rows (it would never reload them)
     source.rows = {r.news_id: r for r in _recs(4)}
+    source.target = "news_m_v2"
     deadline = time.monotonic() + 10
     while mirror.resolve_alias("news_m") != "news_m_v2" and time.monotonic() < deadline:
         time.sleep(0.01)
