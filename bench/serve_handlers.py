@@ -10,7 +10,8 @@ response serialisation they do over the wire, in two schedules interleaved in on
   and caches idle or busy with other work in between, as in the load test.
 
 It also times the retrieval scan (`matmul_t` over the whole table) alone, and the same
-scan through torch (the kernel before numpy with one BLAS thread). Medians of
+scan through torch (the kernel before numpy with one BLAS thread); and the top-200 of
+the scan's scores with `newsrec.linalg.top_k` (numpy) and with `torch.topk` (before). Medians of
 per-round means; only same-run ratios mean anything on a shared machine.
 
     .venv/bin/python bench/serve_handlers.py --serving RUN/serving \
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from serving_inputs import load_serving_variant, load_users  # noqa: E402
 
-from newsrec.linalg import matmul_t  # noqa: E402
+from newsrec.linalg import matmul_t, top_k  # noqa: E402
 from services import ranker, retrieval  # noqa: E402
 from services.generated.newsrec.v1 import common_pb2, ranking_pb2, retrieval_pb2  # noqa: E402
 from services.metrics import RankerMetrics, RetrievalMetrics  # noqa: E402
@@ -122,7 +123,22 @@ def main() -> None:
     def one_scan_torch(i: int) -> None:  # the previous kernel, for the same-run comparison
         (torch.from_numpy(queries[i % len(queries)]) @ torch_table.T).numpy()
 
-    handlers = {"retrieve": one_retrieve, "rank": one_rank, "scan": one_scan, "scan_torch": one_scan_torch}
+    scores = [matmul_t(q, table) for q in queries]
+
+    def one_top_k(i: int) -> None:
+        top_k(scores[i % len(scores)], 200)
+
+    def one_top_k_torch(i: int) -> None:  # the previous kernel
+        torch.topk(torch.from_numpy(scores[i % len(scores)]), 200, dim=1, sorted=True)
+
+    handlers = {
+        "retrieve": one_retrieve,
+        "rank": one_rank,
+        "scan": one_scan,
+        "scan_torch": one_scan_torch,
+        "top_k": one_top_k,
+        "top_k_torch": one_top_k_torch,
+    }
     rounds: dict[str, dict[str, list[float]]] = {h: {"back_to_back": [], "spaced": []} for h in handlers}
     for fn in handlers.values():
         _cpu_ms_per_call(fn, 30, 0.0)  # warm-up

@@ -158,7 +158,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         self, request: recommend_pb2.RecommendRequest, context: grpc.ServicerContext
     ) -> recommend_pb2.RecommendResponse:
         check_user_id(request.user_id)
-        check_ids(request.history_ids, "history_ids", MAX_HISTORY)
+        history = check_ids(request.history_ids, "history_ids", MAX_HISTORY)
         check_k(request.k)
         backend = self._backend(request)
         variant = backend.config.name
@@ -166,7 +166,6 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         call = _Call(context, self.metrics, variant)
         t_start = time.perf_counter()
         timeouts = self.config.timeouts
-        history = list(request.history_ids)
         model_version = backend.config.model_version
         unknown = 0
         cache_hit = False

@@ -40,14 +40,13 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             raise Unavailable("ranker is still loading its model")
         check_user_id(request.user_id)
         user_vector = check_vector(request.user_vector, deps.model.dim, "user_vector")
-        check_ids(request.history_ids, "history_ids", MAX_HISTORY)
-        check_ids(request.candidate_ids, "candidate_ids", MAX_K)
-        candidates = list(request.candidate_ids)
+        history = check_ids(request.history_ids, "history_ids", MAX_HISTORY)
+        candidates = check_ids(request.candidate_ids, "candidate_ids", MAX_K)
         self.metrics.candidates.labels(variant=self.variant).observe(len(candidates))
         if not candidates:
             return ranking_pb2.RankResponse(model_version=deps.model.model_version)
         scores = np.asarray(
-            deps.model.rank(user_vector, list(request.history_ids), candidates), dtype=np.float32
+            deps.model.rank(user_vector, history, candidates), dtype=np.float32
         )
         order = np.argsort(-scores, kind="stable")
         if request.top_k:

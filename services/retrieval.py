@@ -74,9 +74,8 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
         vector = check_vector(request.vector, deps.model.dim)
         check_k(request.k)
         f = request.filters
-        check_ids(f.exclude_ids, "filters.exclude_ids", MAX_HISTORY * 2)
         filters = SearchFilters(
-            exclude_ids=tuple(f.exclude_ids),
+            exclude_ids=tuple(check_ids(f.exclude_ids, "filters.exclude_ids", MAX_HISTORY * 2)),
             categories=tuple(f.categories),
             published_after=f.published_after if f.HasField("published_after") else None,
         )

@@ -24,15 +24,18 @@ def check_k(k: int, field: str = "k") -> None:
         raise InvalidInput(f"{field}: must be between 1 and {MAX_K}, got {k}")
 
 
-def check_ids(ids: Sequence[str], field: str, limit: int = MAX_HISTORY) -> None:
+def check_ids(ids: Sequence[str], field: str, limit: int = MAX_HISTORY) -> list[str]:
+    """The ids as a list, checked. Use the list afterwards: every read of a protobuf
+    repeated string field builds new Python strings (a Rank call carries a few hundred)."""
     if len(ids) > limit:
         raise InvalidInput(f"{field}: at most {limit} ids, got {len(ids)}")
-    # Two C-level passes first (a Rank call carries a few hundred ids); the loop that
-    # names the bad entry only runs when there is one.
+    ids = list(ids)
+    # Two C-level passes first; the loop that names the bad entry only runs when there is one.
     if ids and (min(map(len, ids)) == 0 or max(map(len, ids)) > MAX_ID_LEN):
         for i, news_id in enumerate(ids):
             if not news_id or len(news_id) > MAX_ID_LEN:
                 raise InvalidInput(f"{field}[{i}]: news ids must be 1..{MAX_ID_LEN} characters")
+    return ids
 
 
 def check_vector(values: Sequence[float], dim: int, field: str = "vector") -> np.ndarray:

@@ -68,11 +68,15 @@ def ranker_features(
         hist_cat = table.category[hist_rows]
         f[:, 3] = (table.category[rows][:, None] == hist_cat[None, :]).mean(1) * valid
         hist_ents = table.ent_idx[hist_rows]
-        hist_ents = np.unique(hist_ents[hist_ents >= 0])
         ce = table.ent_idx[rows]
         has = (ce >= 0) & valid[:, None]
         n_ent = has.sum(1)
-        f[:, 4] = (np.isin(ce, hist_ents) & has).sum(1) / np.maximum(n_ent, 1)
+        # Membership by a boolean table over the entity rows in play: np.unique + np.isin
+        # sorted both sides and cost the ranker a fifth of its call. Padding (-1) reads the
+        # table's last slot, which `has` masks out.
+        in_history = np.zeros(max(int(ce.max(initial=-1)), int(hist_ents.max(initial=-1)), 0) + 1, dtype=bool)
+        in_history[hist_ents[hist_ents >= 0]] = True
+        f[:, 4] = (in_history[ce] & has).sum(1) / np.maximum(n_ent, 1)
     else:
         n_ent = ((table.ent_idx[rows] >= 0) & valid[:, None]).sum(1)
     pop = table.popularity[rows] * valid if popularity is None else popularity

@@ -50,3 +50,24 @@ def test_popularity_override_and_empty_history() -> None:
     assert f[1, F["dot"]] == 1.0
     assert f[:, F["age_missing"]].tolist() == [1.0, 1.0]
     assert f[:, F["hist_max_cos"]].tolist() == [0.0, 0.0]
+
+
+def test_entity_overlap_matches_set_membership_on_a_random_table() -> None:
+    rng = np.random.default_rng(5)
+    n, m = 300, 6
+    ent = rng.integers(-1, 40, size=(n, m))  # -1 is padding
+    t = NewsTable(
+        vectors=rng.normal(size=(n, 8)).astype(np.float32),
+        category=rng.integers(0, 5, n),
+        ent_idx=ent,
+        popularity=np.zeros(n, np.float32),
+        first_seen=np.zeros(n),
+        known=np.ones(n, bool),
+    )
+    hist, cands = rng.choice(n, 30, replace=False), np.append(rng.choice(n, 80, replace=False), -1)
+    f = ranker_features(t, np.ones(8, np.float32), hist, cands, None)
+    hist_ents = {e for row in hist for e in ent[row] if e >= 0}
+    for i, row in enumerate(cands):
+        own = [e for e in ent[row] if e >= 0] if row >= 0 else []
+        want = sum(e in hist_ents for e in own) / max(len(own), 1)
+        assert f[i, F["entity_overlap"]] == pytest.approx(want)
