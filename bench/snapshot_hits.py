@@ -1,7 +1,9 @@
 """Cost of building the k=200 `SearchHit`s in `Snapshot.search` (50k x 64 vectors): the old
 per-hit numpy-scalar indexing vs the shipped `.tolist()` rows, timed interleaved in the same
 run (the machine is shared, so only same-run medians and their ratio mean anything), plus
-the whole `Snapshot.search` for context.
+the whole `Snapshot.search` for context; and what the retrieval service answers, columns,
+taken apart from `SearchHit`s (before) vs gathered by `Snapshot.search_columns` (now),
+each including the scan and the top-k.
 
 Run: .venv/bin/python bench/snapshot_hits.py
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from newsrec.index.base import NewsRecord, SearchHit
+from newsrec.index.base import HitColumns, NewsRecord, SearchHit
 from newsrec.index.memory import Snapshot
 
 
@@ -70,10 +72,16 @@ def main(n: int = 50_000, dim: int = 64, k: int = 200, rounds: int = 30) -> dict
     old: list[float] = []
     new: list[float] = []
     full: list[float] = []
+    via_hits: list[float] = []
+    columns: list[float] = []
+    assert snap.search_columns(q[0], k, None) == HitColumns.from_hits(snap.search(q, k, None)[0])
     for _ in range(rounds):  # interleaved so drifting load hits both alike
         old += _ms(lambda: hits_old(snap, row, order), 5)
         new += _ms(lambda: hits_new(snap, row, order), 5)
         full += _ms(lambda: snap.search(q, k, None), 1)
+        # what Retrieve answers: columns taken apart from hits (before) vs gathered directly
+        via_hits += _ms(lambda: HitColumns.from_hits(snap.search(q, k, None)[0]), 1)
+        columns += _ms(lambda: snap.search_columns(q[0], k, None), 1)
     res = {
         "n": n,
         "dim": dim,
@@ -81,6 +89,8 @@ def main(n: int = 50_000, dim: int = 64, k: int = 200, rounds: int = 30) -> dict
         "build_hits_old_ms": float(np.median(old)),
         "build_hits_new_ms": float(np.median(new)),
         "search_total_ms": float(np.median(full)),
+        "retrieve_columns_via_hits_ms": float(np.median(via_hits)),
+        "retrieve_columns_gathered_ms": float(np.median(columns)),
     }
     res["ratio_old_over_new"] = res["build_hits_old_ms"] / res["build_hits_new_ms"]
     out = Path(__file__).parent / "out"

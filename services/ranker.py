@@ -45,9 +45,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self.metrics.candidates.labels(variant=self.variant).observe(len(candidates))
         if not candidates:
             return ranking_pb2.RankResponse(model_version=deps.model.model_version)
-        scores = np.asarray(
-            deps.model.rank(user_vector, history, candidates), dtype=np.float32
-        )
+        scores = np.asarray(deps.model.rank(user_vector, history, candidates), dtype=np.float32)
         order = np.argsort(-scores, kind="stable")
         if request.top_k:
             order = order[: request.top_k]

@@ -29,3 +29,8 @@ def test_products_match_numpy() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 8)).astype(np.float32), rng.normal(size=(5, 8)).astype(np.float32)
     assert np.allclose(matmul_t(a, b), a @ b.T) and np.allclose(matmul(a, b.T), a @ b.T)
+
+
+def test_top_k_of_zero_is_empty() -> None:
+    values, rows = top_k(np.ones((2, 5), np.float32), 0)
+    assert values.shape == rows.shape == (2, 0)
