@@ -119,7 +119,8 @@ def main() -> None:
             cpu[str(n)].append(time.process_time() - c0)
             approx_ids = [ids[r] for r in rows]
             recall[n].append(len(set(rows.tolist()) & set(exact_rows.tolist())) / n_top)
-            shown[n].append(len(set(_final(model, vector, history, approx_ids, args.k)) & exact_shown) / args.k)
+            approx_shown = set(_final(model, vector, history, approx_ids, args.k))
+            shown[n].append(len(approx_shown & exact_shown) / args.k)
             scanned[n].append(count)
 
     exact_ms = float(np.median(cpu["exact"]) * 1e3)
@@ -143,7 +144,8 @@ def main() -> None:
         },
     }
     print(f"{len(users)} users; exact search {exact_ms:.2f} ms CPU (median, back to back)")
-    print(f"{'nprobe':>6s} {'scanned':>8s} {'CPU ms':>7s} {'recall@' + str(n_top):>11s} {'final top-k overlap':>20s}")
+    recall_head = f"recall@{n_top}"
+    print(f"{'nprobe':>6s} {'scanned':>8s} {'CPU ms':>7s} {recall_head:>11s} {'final top-k overlap':>20s}")
     for n in probes:
         r = report["nprobe"][str(n)]
         print(
