@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from serving_inputs import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD = "/bench.Floor/Echo"
@@ -167,9 +167,7 @@ def main() -> None:
         "rounds": results,
         "median": summary,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

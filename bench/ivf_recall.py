@@ -21,7 +21,6 @@ a behaviors file, as in `bench/serve_load.py`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving_inputs import load_serving_variant, load_users  # noqa: E402
+from serving_inputs import add_serving_arguments, load_serving_variant, load_users, write_report  # noqa: E402
 
 from newsrec.linalg import top_k  # noqa: E402
 
@@ -76,10 +75,7 @@ class Ivf:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--serving", type=Path, required=True)
-    p.add_argument("--news", type=Path, action="append", default=[])
-    p.add_argument("--behaviors", type=Path, required=True)
-    p.add_argument("--users", type=int, default=2000)
+    add_serving_arguments(p, users=2000)
     p.add_argument("--lists", type=int, default=256)
     p.add_argument("--nprobe", default="8,16,32,64")
     p.add_argument("--retrieve-k", type=int, default=200)
@@ -152,9 +148,7 @@ def main() -> None:
             f"{n:6d} {r['scanned_share']:8.3f} {r['search_cpu_ms_median']:7.2f} "
             f"{r['recall_at_retrieve_k']:11.3f} {r['final_top_k_overlap']:20.3f}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 def _final(model: Any, vector: np.ndarray, history: list[str], candidates: list[str], k: int) -> list[str]:

@@ -13,7 +13,6 @@ the ranker's final top-k comes from beyond that head. Users and histories are th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving_inputs import load_serving_variant, load_users  # noqa: E402
+from serving_inputs import add_serving_arguments, load_serving_variant, load_users, write_report  # noqa: E402
 
 from newsrec.index.base import SearchFilters  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--serving", type=Path, required=True)
-    p.add_argument("--news", type=Path, action="append", default=[])
-    p.add_argument("--behaviors", type=Path, required=True)
-    p.add_argument("--users", type=int, default=2000)
+    add_serving_arguments(p, users=2000)
     p.add_argument("--k", type=int, default=10, help="items shown")
     p.add_argument("--sizes", default="50,100,150", help="retrieve_k values to compare with --base")
     p.add_argument("--base", type=int, default=200)
@@ -87,9 +83,7 @@ def main() -> None:
         s = report["sizes"][str(n)]
         beyond = report["deepest_position_of_base_top_k"]["share_beyond"][str(n)]
         print(f"{n:5d} {s['mean_overlap_at_k']:10.3f} {s['same_list']:10.3f} {beyond:34.3f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ per-round means; only same-run ratios mean anything on a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving_inputs import load_serving_variant, load_users  # noqa: E402
+from serving_inputs import add_serving_arguments, load_serving_variant, load_users, write_report  # noqa: E402
 
 from newsrec.linalg import matmul_t, top_k  # noqa: E402
 from services import ranker, retrieval  # noqa: E402
@@ -67,10 +66,7 @@ def _cpu_ms_per_call(fn: Callable[[int], Any], calls: int, gap_s: float) -> floa
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--serving", type=Path, required=True)
-    p.add_argument("--news", type=Path, action="append", default=[])
-    p.add_argument("--behaviors", type=Path, required=True)
-    p.add_argument("--users", type=int, default=300)
+    add_serving_arguments(p, users=300)
     p.add_argument("--calls", type=int, default=200, help="calls per schedule per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--gap-ms", type=float, default=10.0)
@@ -162,9 +158,7 @@ def main() -> None:
         hot, spaced = float(np.median(sched["back_to_back"])), float(np.median(sched["spaced"]))
         report["median_ms"][name] = {"back_to_back": hot, "spaced": spaced, "ratio": spaced / hot}
         print(f"{name:10s} {hot:13.3f} {spaced:15.3f} {spaced / hot:7.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Inputs shared by the serving benchmarks: users with their histories, and a loaded variant.
+"""Inputs and outputs shared by the serving benchmarks: the serving-data arguments, users
+with their histories, a loaded variant, and the JSON report.
 
-Imported by `serve_load.py`, `serve_handlers.py` and `retrieve_k.py` (run from `bench/`,
-which Python puts first on the path).
+Imported by `serve_load.py`, `serve_handlers.py`, `retrieve_k.py` and `ivf_recall.py`
+(run from `bench/`, which Python puts first on the path).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -14,6 +17,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def add_serving_arguments(parser: argparse.ArgumentParser, users: int) -> None:
+    """--serving, --news, --behaviors and --users: the artifact and data a benchmark serves."""
+    parser.add_argument("--serving", type=Path, required=True, help="serving artifact dir (RUN/serving)")
+    parser.add_argument("--news", type=Path, action="append", default=[], help="news.tsv (repeatable)")
+    parser.add_argument("--behaviors", type=Path, required=True, help="behaviors.tsv to draw users from")
+    parser.add_argument("--users", type=int, default=users)
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Save a benchmark's report as JSON and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def load_users(path: Path, limit: int, max_history: int | None = None) -> list[tuple[str, list[str]]]:
