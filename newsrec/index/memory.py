@@ -249,28 +249,30 @@ class MirroredIndex:
     def search(
         self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
     ) -> list[list[SearchHit]]:
-        if k <= 0:
-            raise InvalidInput(f"k={k}: must be positive")
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2:
-            raise InvalidInput(f"query vectors must have shape (n, dim), got {vectors.shape}")
-        return self.snapshot(alias).search(vectors, k, filters)
+        queries = _checked_query(vectors, k, 2, "query vectors", "(n, dim)")
+        return self.snapshot(alias).search(queries, k, filters)
 
     def search_columns(
         self, alias: str, vector: np.ndarray, k: int, filters: SearchFilters | None = None
     ) -> HitColumns:
-        if k <= 0:
-            raise InvalidInput(f"k={k}: must be positive")
-        vector = np.asarray(vector, dtype=np.float32)
-        if vector.ndim != 1:
-            raise InvalidInput(f"query vector must have shape (dim,), got {vector.shape}")
-        return self.snapshot(alias).search_columns(vector, k, filters)
+        query = _checked_query(vector, k, 1, "query vector", "(dim,)")
+        return self.snapshot(alias).search_columns(query, k, filters)
 
     def count(self, alias: str) -> int:
         return len(self.snapshot(alias).ids)
 
     def resolve_alias(self, alias: str) -> str:
         return self.snapshot(alias).collection
+
+
+def _checked_query(vectors: np.ndarray, k: int, ndim: int, what: str, shape: str) -> np.ndarray:
+    """`vectors` as float32, after checking k and that they have `ndim` axes (`shape` names them)."""
+    if k <= 0:
+        raise InvalidInput(f"k={k}: must be positive")
+    out = np.asarray(vectors, dtype=np.float32)
+    if out.ndim != ndim:
+        raise InvalidInput(f"{what} must have shape {shape}, got {out.shape}")
+    return out
 
 
 def exact_search(index_vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

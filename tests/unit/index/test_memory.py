@@ -160,3 +160,18 @@ def test_mirror_serves_the_stale_copy_while_the_alias_is_rechecked() -> None:
     while mirror.resolve_alias("news_m") != "news_m_v2" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert mirror.resolve_alias("news_m") == "news_m_v2" and mirror.count("news_m") == 4
+
+
+def test_mirror_rejects_bad_k_and_query_shapes() -> None:
+    mirror = MirroredIndex(cast(MilvusIndex, _Source(_recs(10))), background=False)
+    q = np.ones(8, np.float32)
+    with pytest.raises(InvalidInput, match="k=0"):
+        mirror.search("news_m", q[None, :], 0)
+    with pytest.raises(InvalidInput, match=r"k=-1"):
+        mirror.search_columns("news_m", q, -1)
+    with pytest.raises(InvalidInput, match=r"shape \(n, dim\)"):
+        mirror.search("news_m", q, 3)
+    with pytest.raises(InvalidInput, match=r"shape \(dim,\)"):
+        mirror.search_columns("news_m", q[None, :], 3)
+    assert len(mirror.search_columns("news_m", q, 3)) == 3
+    assert len(mirror.search("news_m", q[None, :], 3)[0]) == 3
