@@ -3,8 +3,9 @@
 Each stage has its own deadline (config), bounded by what is left of the client's.
 A failing stage degrades the answer instead of failing it: a user encoder or retrieval
 that is down gives the precomputed popular-and-fresh list, a ranker that is down gives
-retrieval order, a cache that is down is reported by the encoder. Every fallback sets
-`degraded`, names a reason and counts `newsrec_gateway_degraded_total{variant,reason}`.
+retrieval order, a cache that is down is reported by the encoder and a stale index copy
+by retrieval (their reasons are copied). Every fallback sets `degraded`, names a reason
+and counts `newsrec_gateway_degraded_total{variant,reason}`.
 """
 
 from __future__ import annotations
@@ -211,6 +212,8 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 )
                 if len(got.scores) == len(got.titles) == len(got.categories) == len(got.news_ids):
                     candidates = got
+                    for reason in got.degraded_reasons:  # e.g. index_stale: a mirror's old copy
+                        call.degrade(reason)
                 else:  # a broken contract; answer from the fallback list rather than guess
                     log.error("retrieval answered columns of different lengths", extra={"variant": variant})
                     call.degrade("retrieval_unavailable")

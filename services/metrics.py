@@ -109,6 +109,20 @@ class RetrievalMetrics(ServiceMetrics):
         self.index_size = Gauge(
             "newsrec_retrieval_index_size", "Rows behind the served alias", ("variant",), registry=registry
         )
+        # Set only for an index that reports its source's health (the in-memory mirror),
+        # computed at scrape time.
+        self.index_source_up = Gauge(
+            "newsrec_retrieval_index_source_up",
+            "1 while the index's source of truth (Milvus) answers, 0 while the mirror serves a stale copy",
+            ("variant",),
+            registry=registry,
+        )
+        self.index_stale_seconds = Gauge(
+            "newsrec_retrieval_index_stale_seconds",
+            "Seconds since Milvus last answered the mirror, while it is failing; 0 when healthy",
+            ("variant",),
+            registry=registry,
+        )
         self.search_seconds = Histogram(
             "newsrec_retrieval_search_seconds",
             "Time in the vector index search",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,8 @@ from services.validation import MAX_ID_LEN, check_ids, check_k, check_vector
 
 log = logging.getLogger("services.retrieval")
 MAX_TEXT = 20_000
+MAX_CATEGORIES = 100  # a filter naming more categories than any catalog has is a client bug
+INDEX_STALE = "index_stale"
 
 
 @dataclass
@@ -45,6 +47,12 @@ class RetrievalDeps:
     catalog: NewsCatalog
     # Text embeddings of new articles (UpsertNews); None disables the cold-start path.
     provider: Any | None = None
+    # `index.staleness` when the index has one (MirroredIndex): seconds since its source
+    # last answered while it is failing, else None. Looked up once, not per call.
+    staleness: Callable[[str], float | None] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.staleness = getattr(self.index, "staleness", None)
 
 
 class _Base:
@@ -65,6 +73,21 @@ class _Base:
         except Exception:  # a gauge must never fail a call
             log.warning("index count failed", exc_info=True)
 
+    def watch_source(self) -> None:
+        """Export the index source's health, computed at scrape time (not on the Retrieve
+        path). Only indexes that report it (MirroredIndex); a bare Milvus index fails the
+        call instead, which the request histogram's `code` shows."""
+        deps = self._deps()
+        staleness, alias = deps.staleness, deps.alias
+        if staleness is None:
+            return
+        self.metrics.index_source_up.labels(variant=self.variant).set_function(
+            lambda: 0.0 if staleness(alias) is not None else 1.0
+        )
+        self.metrics.index_stale_seconds.labels(variant=self.variant).set_function(
+            lambda: staleness(alias) or 0.0
+        )
+
 
 class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
     def Retrieve(
@@ -76,7 +99,7 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
         f = request.filters
         filters = SearchFilters(
             exclude_ids=tuple(check_ids(f.exclude_ids, "filters.exclude_ids", MAX_HISTORY * 2)),
-            categories=tuple(f.categories),
+            categories=_categories(f.categories),
             published_after=f.published_after if f.HasField("published_after") else None,
         )
         start = time.perf_counter()
@@ -90,7 +113,7 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
         self.metrics.search_seconds.labels(variant=self.variant).observe(time.perf_counter() - start)
         # Columns, each copied into the message in one C call: a few hundred hits per call
         # made building one sub-message per candidate the process's main cost.
-        return retrieval_pb2.RetrieveResponse(
+        response = retrieval_pb2.RetrieveResponse(
             model_version=deps.model.model_version,
             news_ids=hits.news_ids,
             scores=hits.scores,
@@ -99,6 +122,21 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
             subcategories=hits.subcategories,
             published_at=hits.published_at,
         )
+        # Milvus failing behind a mirror: the hits come from its last copy; say so.
+        if deps.staleness is not None and deps.staleness(deps.alias) is not None:
+            response.degraded_reasons.append(INDEX_STALE)
+        return response
+
+
+def _categories(values: Sequence[str]) -> tuple[str, ...]:
+    """`filters.categories`, checked: a bounded list of non-blank names."""
+    if len(values) > MAX_CATEGORIES:
+        raise InvalidInput(f"filters.categories: at most {MAX_CATEGORIES} categories, got {len(values)}")
+    out = tuple(values)
+    for i, name in enumerate(out):
+        if not name.strip() or len(name) > MAX_ID_LEN:
+            raise InvalidInput(f"filters.categories[{i}]: must be 1..{MAX_ID_LEN} non-blank characters")
+    return out
 
 
 class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
@@ -191,6 +229,7 @@ def create_server(
         loaded = deps() if callable(deps) else deps
         retrieval.deps = news.deps = loaded
         retrieval.refresh_size()
+        retrieval.watch_source()
 
     bindings = [
         ServiceBinding(

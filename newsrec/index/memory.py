@@ -8,6 +8,10 @@ collection the alias points at. A background thread re-checks the alias every
 `refresh_s` and reloads the copy when it moved (searches keep using the old copy until
 then); upserts go to Milvus first, then to the copy. Filters set the scores of excluded
 rows to -inf before the top-k, so k results come back whenever k rows pass the filters.
+
+When Milvus stops answering, the mirror keeps serving its last copy (better than no
+candidates), and says so: `staleness(alias)` is the age of the last answer while the
+checks fail or hang, None while they succeed (`SourceHealth` has the details).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -170,12 +174,33 @@ def _apply_filters(snap: Snapshot, scores: np.ndarray, filters: SearchFilters | 
             scores[:, rows] = -np.inf
 
 
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """How the source (Milvus) last answered the checks of one alias. Immutable and replaced
+    whole, so `staleness` reads it without a lock on the search path."""
+
+    ok_at: float  # time.monotonic() of the last successful check (or build)
+    failing: bool = False  # the last check raised
+    error: str = ""  # what it raised
+    checking_since: float | None = None  # a check in flight started then
+
+
 class MirroredIndex:
     """`VectorIndex` serving exact searches from memory, with Milvus as the versioned source of truth."""
 
-    def __init__(self, source: MilvusIndex, refresh_s: float = 5.0, background: bool = True) -> None:
+    def __init__(
+        self,
+        source: MilvusIndex,
+        refresh_s: float = 5.0,
+        background: bool = True,
+        stale_after_s: float | None = None,
+    ) -> None:
         self.source = source
         self.refresh_s = refresh_s  # how often the alias target is re-checked
+        # A check still in flight after this long counts as failing: pymilvus retries a dead
+        # server for minutes before it raises. Generous, because a check that finds a new
+        # version also fetches the whole collection.
+        self.stale_after_s = max(30.0, 3 * refresh_s) if stale_after_s is None else stale_after_s
         # True: a stale snapshot keeps serving while one background thread re-checks the
         # alias (and reloads after a flip). A search never waits on Milvus after the first
         # load: a lookup under the lock every 5 s stalled every search queued behind it,
@@ -185,6 +210,8 @@ class MirroredIndex:
         self._lock = threading.RLock()  # upsert may load the snapshot while holding it
         self._refreshing: set[str] = set()
         self._refreshing_lock = threading.Lock()
+        self._health: dict[str, SourceHealth] = {}  # only for aliases with a snapshot
+        self._health_lock = threading.Lock()  # writers only; readers take the frozen value
 
     def snapshot(self, alias: str) -> Snapshot:
         """The in-memory copy of the collection behind `alias`, (re)loaded when the alias moved."""
@@ -200,13 +227,56 @@ class MirroredIndex:
     def _reload(self, alias: str) -> Snapshot:
         """Re-check the alias; fetch the whole collection only when it moved. Holds `_lock`."""
         now = time.monotonic()
-        target = self.source.resolve_alias(alias)
-        got = self._snaps.get(alias)
-        if got is None or got[0].collection != target:
-            coll, recs = self.source.fetch_all(alias)
-            got = (Snapshot.from_records(coll, recs), now)
+        self._note_check(alias)
+        try:
+            target = self.source.resolve_alias(alias)
+            got = self._snaps.get(alias)
+            if got is None or got[0].collection != target:
+                coll, recs = self.source.fetch_all(alias)
+                got = (Snapshot.from_records(coll, recs), now)
+        except Exception as exc:
+            self._note_check(alias, exc)
+            raise
         self._snaps[alias] = (got[0], now)
+        self._note_ok(alias)
         return got[0]
+
+    def _note_ok(self, alias: str) -> None:
+        """The source answered for `alias` (a check, or a build)."""
+        with self._health_lock:
+            self._health[alias] = SourceHealth(time.monotonic())
+
+    def _note_check(self, alias: str, error: Exception | None = None) -> None:
+        """A check of `alias` started (`error` None) or failed. Ignored before the first load:
+        a failure then reaches the caller, and no stale copy is served."""
+        with self._health_lock:
+            old = self._health.get(alias)
+            if old is None:
+                return
+            if error is None:
+                self._health[alias] = replace(old, checking_since=time.monotonic())
+            else:
+                why = f"{type(error).__name__}: {error}"[:500]
+                self._health[alias] = replace(old, failing=True, error=why, checking_since=None)
+
+    def health(self, alias: str) -> SourceHealth | None:
+        """The source's last answer for `alias` (None: no snapshot loaded yet)."""
+        return self._health.get(alias)
+
+    def staleness(self, alias: str) -> float | None:
+        """Seconds since the source last answered, while its checks fail (or one has hung
+        for `stale_after_s`): the copy being served may be behind. None when healthy.
+        A dict lookup and two compares on the healthy path: Retrieve calls it every time."""
+        h = self._health.get(alias)
+        if h is None:
+            return None
+        if not h.failing:
+            since = h.checking_since
+            if since is None:
+                return None
+            now = time.monotonic()
+            return now - h.ok_at if now - since > self.stale_after_s else None
+        return time.monotonic() - h.ok_at
 
     def _refresh_in_background(self, alias: str) -> None:
         with self._refreshing_lock:
@@ -236,6 +306,7 @@ class MirroredIndex:
         coll = self.source.build_version(alias, version, records)
         with self._lock:
             self._snaps[alias] = (Snapshot.from_records(coll, records), time.monotonic())
+        self._note_ok(alias)
         return coll
 
     def upsert(self, alias: str, records: Sequence[NewsRecord]) -> None:

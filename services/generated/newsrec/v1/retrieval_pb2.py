@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from services.generated.newsrec.v1 import common_pb2 as newsrec_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anewsrec/v1/retrieval.proto\x12\nnewsrec.v1\x1a\x17newsrec/v1/common.proto\"[\n\x0fRetrieveRequest\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\t\n\x01k\x18\x02 \x01(\x05\x12-\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x1c.newsrec.v1.RetrievalFilters\"\xae\x01\n\x10RetrieveResponse\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08news_ids\x18\x03 \x03(\t\x12\x0e\n\x06scores\x18\x04 \x03(\x02\x12\x0e\n\x06titles\x18\x05 \x03(\t\x12\x12\n\ncategories\x18\x06 \x03(\t\x12\x15\n\rsubcategories\x18\x07 \x03(\t\x12\x14\n\x0cpublished_at\x18\x08 \x03(\x03J\x04\x08\x01\x10\x02R\ncandidates2Y\n\x10RetrievalService\x12\x45\n\x08Retrieve\x12\x1b.newsrec.v1.RetrieveRequest\x1a\x1c.newsrec.v1.RetrieveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anewsrec/v1/retrieval.proto\x12\nnewsrec.v1\x1a\x17newsrec/v1/common.proto\"[\n\x0fRetrieveRequest\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\t\n\x01k\x18\x02 \x01(\x05\x12-\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x1c.newsrec.v1.RetrievalFilters\"\xc8\x01\n\x10RetrieveResponse\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08news_ids\x18\x03 \x03(\t\x12\x0e\n\x06scores\x18\x04 \x03(\x02\x12\x0e\n\x06titles\x18\x05 \x03(\t\x12\x12\n\ncategories\x18\x06 \x03(\t\x12\x15\n\rsubcategories\x18\x07 \x03(\t\x12\x14\n\x0cpublished_at\x18\x08 \x03(\x03\x12\x18\n\x10\x64\x65graded_reasons\x18\t \x03(\tJ\x04\x08\x01\x10\x02R\ncandidates2Y\n\x10RetrievalService\x12\x45\n\x08Retrieve\x12\x1b.newsrec.v1.RetrieveRequest\x1a\x1c.newsrec.v1.RetrieveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RETRIEVEREQUEST']._serialized_start=67
   _globals['_RETRIEVEREQUEST']._serialized_end=158
   _globals['_RETRIEVERESPONSE']._serialized_start=161
-  _globals['_RETRIEVERESPONSE']._serialized_end=335
-  _globals['_RETRIEVALSERVICE']._serialized_start=337
-  _globals['_RETRIEVALSERVICE']._serialized_end=426
+  _globals['_RETRIEVERESPONSE']._serialized_end=361
+  _globals['_RETRIEVALSERVICE']._serialized_start=363
+  _globals['_RETRIEVALSERVICE']._serialized_end=452
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ class RetrieveRequest(_message.Message):
     def __init__(self, vector: _Optional[_Iterable[float]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.RetrievalFilters, _Mapping]] = ...) -> None: ...
 
 class RetrieveResponse(_message.Message):
-    __slots__ = ("model_version", "news_ids", "scores", "titles", "categories", "subcategories", "published_at")
+    __slots__ = ("model_version", "news_ids", "scores", "titles", "categories", "subcategories", "published_at", "degraded_reasons")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     NEWS_IDS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class RetrieveResponse(_message.Message):
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     SUBCATEGORIES_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_REASONS_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     news_ids: _containers.RepeatedScalarFieldContainer[str]
     scores: _containers.RepeatedScalarFieldContainer[float]
@@ -33,4 +34,5 @@ class RetrieveResponse(_message.Message):
     categories: _containers.RepeatedScalarFieldContainer[str]
     subcategories: _containers.RepeatedScalarFieldContainer[str]
     published_at: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, model_version: _Optional[str] = ..., news_ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., titles: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., subcategories: _Optional[_Iterable[str]] = ..., published_at: _Optional[_Iterable[int]] = ...) -> None: ...
+    degraded_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_version: _Optional[str] = ..., news_ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., titles: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., subcategories: _Optional[_Iterable[str]] = ..., published_at: _Optional[_Iterable[int]] = ..., degraded_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
