@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from newsrec.errors import NewsrecError
@@ -41,6 +42,7 @@ def serve(
     if all_services and service is not None:
         _err.print("[red]error:[/red] give one of --all or --service NAME, not both")
         raise typer.Exit(2)
+    ports = ""
     try:
         cfg = load_config(
             config,
@@ -57,6 +59,7 @@ def serve(
                 "metrics_port": metrics_port,
             },
         )
+        ports = f" (gRPC port {cfg.port()}, metrics port {cfg.metrics_port})"
         if "service" not in cfg.model_fields_set:
             _err.print("[red]error:[/red] give --all or --service NAME (or set NEWSREC_SERVICE)")
             raise typer.Exit(2)
@@ -66,8 +69,23 @@ def serve(
         else:
             serve_one(cfg)
     except NewsrecError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(2) from exc
+    except (OSError, RuntimeError) as exc:  # OSError includes TimeoutError (Stack.wait_ready)
+        if isinstance(exc, RuntimeError) and not _is_bind_failure(exc):
+            raise  # a bug: keep its traceback
+        _error(f"cannot serve: {exc}" + ("" if isinstance(exc, TimeoutError) else ports))
+        raise typer.Exit(1) from exc
+
+
+def _error(message: str) -> None:
+    """One line on stderr, however long: the message is not wrapped or read as markup."""
+    _err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def _is_bind_failure(exc: RuntimeError) -> bool:
+    """grpc's `add_insecure_port` raises RuntimeError("Failed to bind to address ...")."""
+    return str(exc).startswith("Failed to bind to address")
 
 
 def _print_ports(stack: object) -> None:

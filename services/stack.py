@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from newsrec.errors import Unavailable
 from newsrec.index.base import VectorIndex
 from newsrec.models.serving import ServingModel
 from services import gateway, ranker, retrieval, user_encoder
@@ -50,9 +52,17 @@ class Stack:
     _httpd: Any = None
 
     def stop(self, grace: float | None = None) -> None:
-        """Gateway first (stop taking requests), then the backends."""
-        order = sorted(self.servers, key=lambda name: name != "gateway")
-        events = [self.servers[name].stop(grace) for name in order]
+        """Drain the gateway first, then stop the backends, within `grace` seconds in all.
+
+        The gateway's in-flight calls still need the backends for their later stages
+        (over loopback gRPC a stopped backend refuses them at once), so the backends only
+        stop once the gateway has finished; they get what is left of the grace period."""
+        deadline = None if grace is None else time.monotonic() + grace
+        gateway_server = self.servers.get("gateway")
+        if gateway_server is not None:
+            gateway_server.stop(grace).wait()
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        events = [server.stop(left) for name, server in self.servers.items() if name != "gateway"]
         for ev in events:
             ev.wait()
         if self._httpd is not None:
@@ -61,9 +71,15 @@ class Stack:
             self._httpd = None
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until every server is loaded; raise at once when a loader failed."""
+        deadline = time.monotonic() + timeout
         for name, server in self.servers.items():
-            if not server.ready.wait(timeout):
-                raise TimeoutError(f"{name} not ready after {timeout}s: {server.load_error!r}")
+            while not server.ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+                if server.load_error is not None:
+                    exc = server.load_error
+                    raise Unavailable(f"{name} failed to load: {type(exc).__name__}: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{name} not ready after {timeout}s")
 
 
 def start_stack(
@@ -76,8 +92,24 @@ def start_stack(
     `config.port()` (0 = free) routing to them. Loaders (callables) run once per variant.
 
     `in_process=True` makes the gateway call the servicers directly instead of over
-    loopback gRPC (the other servers still listen, for direct use and health checks)."""
+    loopback gRPC (the other servers still listen, for direct use and health checks).
+    A failed start (e.g. a port in use) stops the servers it had started before raising."""
     stack = Stack()
+    try:
+        _start_servers(stack, config, variants, host, in_process)
+    except BaseException:
+        stack.stop(0)
+        raise
+    return stack
+
+
+def _start_servers(
+    stack: Stack,
+    config: ServeConfig,
+    variants: dict[str, VariantDeps | Callable[[], VariantDeps]],
+    host: str,
+    in_process: bool,
+) -> None:
     gw_variants: list[VariantConfig] = []
     loaders = {name: _Once(deps) for name, deps in variants.items()}
     for name, deps in variants.items():
@@ -129,7 +161,6 @@ def start_stack(
         httpd, _ = start_http_server(config.metrics_port, registry=stack.registry)
         stack._httpd = httpd
         stack.metrics_port = int(httpd.server_port)
-    return stack
 
 
 def _in_process_backend(

@@ -48,8 +48,14 @@ class UserEncoderServicer(user_encoder_pb2_grpc.UserEncoderServiceServicer):
         if deps is None:
             raise Unavailable("user encoder is still loading its model")
         check_user_id(request.user_id)
-        history = [*request.history_ids, *request.recent_clicks]
-        check_ids(history, "history_ids+recent_clicks", MAX_HISTORY)
+        # Each field checked on its own, so a bad entry is named by its own field and index.
+        history = check_ids(request.history_ids, "history_ids", MAX_HISTORY)
+        if request.recent_clicks:
+            history += check_ids(request.recent_clicks, "recent_clicks", MAX_HISTORY)
+            if len(history) > MAX_HISTORY:
+                raise InvalidInput(
+                    f"history_ids+recent_clicks: at most {MAX_HISTORY} ids together, got {len(history)}"
+                )
         version = deps.model.model_version
         if request.model_version and request.model_version != version:
             raise InvalidInput(

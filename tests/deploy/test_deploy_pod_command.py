@@ -11,6 +11,7 @@ HEALTHCHECK command and the metrics endpoint are then checked against it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,10 +20,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 from chart_render import env_of, named, render
+from prometheus_client.parser import text_string_to_metric_families
 
 from services import healthcheck
+from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc
 
 NEWSREC = Path(sys.executable).parent / "newsrec"
 
@@ -72,9 +76,26 @@ def test_rendered_gateway_pod_command_serves_health_and_metrics(
         # The env-driven default port works too (what the image's HEALTHCHECK does).
         monkeypatch.setenv("NEWSREC_GRPC_PORT", str(grpc_port))
         assert healthcheck.main([]) == 0
+        # One real Recommend: no backend exists here, so the answer is degraded (and empty:
+        # no registry, no fallback list), but it is an answer, timed under its variant.
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            answer = recommend_pb2_grpc.RecommendServiceStub(channel).Recommend(
+                recommend_pb2.RecommendRequest(user_id="U1", k=5, forced_variant="b"), timeout=10
+            )
+        assert answer.variant == "b" and answer.model_version == "v2"
+        assert list(answer.degraded_reasons) == ["user_encoder_unavailable"]
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
-        assert "newsrec_gateway_request_seconds" in body
+        assert re.search(
+            r'^newsrec_gateway_request_seconds_count\{code="OK",method="Recommend",variant="b"\} 1\.0$',
+            body,
+            re.MULTILINE,
+        ), body
+        assert re.search(
+            r'^newsrec_gateway_request_seconds_bucket\{[^}]*variant="b"[^}]*\} 1\.0$', body, re.M
+        )
+        labelled = [s for family in text_string_to_metric_families(body) for s in family.samples if s.labels]
+        assert labelled and all("variant" in s.labels for s in labelled), labelled
     finally:
         proc.send_signal(signal.SIGTERM)  # what the kubelet sends; the server drains and exits
         try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from svc_helpers import NEWSREC, REPO, free_port
 
@@ -109,3 +111,67 @@ def test_serve_rejects_bad_flags() -> None:
     assert out.exit_code == 2 and "not both" in out.output
     out = runner.invoke(app, ["serve", "--service", "ranker", "--metrics-port", "99999"])
     assert out.exit_code == 2 and "metrics_port" in out.output and "Traceback" not in out.output
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    """A port already in use is an operator's problem: one error line, exit 1, no traceback."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run(
+            [*NEWSREC, "serve", "--service", "ranker", "--serving", str(tmp_path / "none")]
+            + ["--port", str(port), "--metrics-port", str(free_port())],
+            cwd=REPO,
+            env={**_env(), "NEWSREC_CONFIG": "", "COLUMNS": "60"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"Failed to bind to address [::]:{port}" in errors[0], out.stderr
+    assert f"(gRPC port {port}, metrics port" in errors[0]
+
+
+def test_serve_startup_failures_are_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy metrics port (OSError) and a readiness timeout (TimeoutError) print one line
+    and exit 1; any other exception is a bug and keeps its traceback."""
+    import typer
+    from typer.testing import CliRunner
+
+    import services.logs
+    import services.run
+    from services.cli import register
+
+    app = typer.Typer()
+    register(app)
+    monkeypatch.setattr(services.logs, "setup_logging", lambda level: None)  # keep pytest's logging
+    failures: list[BaseException] = [
+        OSError(98, "Address already in use"),
+        TimeoutError("retrieval/default not ready after 600s"),
+        RuntimeError("Failed to bind to address [::]:50051; set GRPC_VERBOSITY=debug ..."),
+    ]
+    for failure in failures:
+
+        def fail(config: object, on_ready: object = None, _exc: BaseException = failure) -> None:
+            raise _exc
+
+        monkeypatch.setattr(services.run, "serve_all", fail)
+        out = CliRunner().invoke(
+            app, ["serve", "--all", "--port", "0", "--metrics-port", "9"], env={"COLUMNS": "40"}
+        )
+        assert out.exit_code == 1, (failure, out.output)
+        lines = out.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: cannot serve: "), out.output
+        assert str(failure) in lines[0] and "Traceback" not in out.output
+        # which ports, unless the ports are not the problem
+        assert lines[0].endswith("(gRPC port 0, metrics port 9)") != isinstance(failure, TimeoutError)
+
+    def bug(config: object, on_ready: object = None) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(services.run, "serve_all", bug)
+    out = CliRunner().invoke(app, ["serve", "--all", "--port", "0", "--metrics-port", "9"])
+    assert out.exit_code == 1 and isinstance(out.exception, RuntimeError) and "a bug" in str(out.exception)

@@ -10,12 +10,17 @@ import pytest
 
 from services.ab import assign
 from services.generated.newsrec.v1 import (
+    common_pb2,
     news_pb2,
     news_pb2_grpc,
+    ranking_pb2,
+    ranking_pb2_grpc,
     recommend_pb2,
     recommend_pb2_grpc,
     retrieval_pb2,
     retrieval_pb2_grpc,
+    user_encoder_pb2,
+    user_encoder_pb2_grpc,
 )
 from services.stack import Stack
 
@@ -38,33 +43,83 @@ def test_recommend_full_path(fake_stack: Stack, gateway_channel: grpc.Channel) -
     scores = [item.score for item in resp.items]
     assert scores == sorted(scores, reverse=True)
     assert {s.stage for s in resp.stage_latencies} == {"encode_user", "retrieve", "rank", "total"}
-    # ranker order differs from retrieval order: proves the ranker was used
     assert resp.cache_hit is False
     again = _recommend(gateway_channel, forced_variant="a", history_ids=["N1", "N2", "nope"])
     assert again.cache_hit is True and [i.news_id for i in again.items] == ids
+    # the answer is the ranker's order of the retrieved candidates, not retrieval's order
+    retrieved, ranked = _stages(fake_stack, "a", "U1", ["N1", "N2", "nope"], 10)
+    assert [(i.news_id, i.score) for i in resp.items] == ranked
+    assert ids != [news_id for news_id, _ in retrieved[:10]]
 
 
 def test_hash_assignment_matches_config(fake_stack: Stack, gateway_channel: grpc.Channel) -> None:
-    servicer_cfg = fake_stack.servers["gateway"]
-    assert servicer_cfg is not None
     from services.config import VariantConfig
 
+    # the expectation below is computed from the split the gateway really serves
+    served = fake_stack.servers["gateway"].bindings[0].servicer.config
+    assert [(v.name, v.weight) for v in served.variants] == [("a", 50), ("b", 50)]
+    assert served.salt == "newsrec-ab-v1"
     variants = [
         VariantConfig(name=n, weight=50, user_encoder="x", retrieval="x", ranker="x") for n in ("a", "b")
     ]
+    seen = set()
     for i in range(20):
         resp = _recommend(gateway_channel, user_id=f"U{i}", k=3)
         assert resp.variant == assign(variants, "newsrec-ab-v1", f"U{i}").name
         assert resp.model_version == {"a": "v1", "b": "v2"}[resp.variant]
+        seen.add(resp.variant)
+    assert seen == {"a", "b"}
 
 
 def test_ranker_down_degrades_to_retrieval_order(fake_stack: Stack, gateway_channel: grpc.Channel) -> None:
     fake_stack.servers["ranker/a"].stop(0).wait()
     resp = _recommend(gateway_channel, forced_variant="a")
     assert resp.degraded and list(resp.degraded_reasons) == ["ranker_unavailable"]
-    scores = [item.score for item in resp.items]
-    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    retrieved, _ = _stages(fake_stack, "a", "U1", ["N1", "N2"], 10, rank=False)
+    assert [(i.news_id, i.score) for i in resp.items] == retrieved[:10]
     assert all(item.title == f"Title of {item.news_id}" for item in resp.items)
+    assert _degraded(fake_stack, "a", "ranker_unavailable") == 1
+
+
+def _stages(
+    stack: Stack, variant: str, user: str, history: list[str], k: int, rank: bool = True
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """What the gateway's stages answer for this request, asked of each service directly:
+    (retrieval's candidates, the ranker's top k of them) as (news id, score) pairs."""
+    ports = stack.ports
+    with grpc.insecure_channel(f"127.0.0.1:{ports[f'user-encoder/{variant}']}") as ch:
+        user_vector = list(
+            user_encoder_pb2_grpc.UserEncoderServiceStub(ch)
+            .EncodeUser(user_encoder_pb2.EncodeUserRequest(user_id=user, history_ids=history), timeout=5)
+            .vector
+        )
+    with grpc.insecure_channel(f"127.0.0.1:{ports[f'retrieval/{variant}']}") as ch:
+        got = retrieval_pb2_grpc.RetrievalServiceStub(ch).Retrieve(
+            retrieval_pb2.RetrieveRequest(
+                vector=user_vector, k=200, filters=common_pb2.RetrievalFilters(exclude_ids=history)
+            ),
+            timeout=5,
+        )
+    retrieved = list(zip(got.news_ids, got.scores, strict=True))
+    if not rank:
+        return retrieved, []
+    with grpc.insecure_channel(f"127.0.0.1:{ports[f'ranker/{variant}']}") as ch:
+        ranked = ranking_pb2_grpc.RankingServiceStub(ch).Rank(
+            ranking_pb2.RankRequest(
+                user_id=user,
+                user_vector=user_vector,
+                history_ids=history,
+                candidate_ids=got.news_ids,
+                top_k=k,
+            ),
+            timeout=5,
+        )
+    return retrieved, [(c.news_id, c.score) for c in ranked.candidates]
+
+
+def _degraded(stack: Stack, variant: str, reason: str) -> float:
+    labels = {"variant": variant, "reason": reason}
+    return stack.registry.get_sample_value("newsrec_gateway_degraded_total", labels) or 0.0
 
 
 def test_retrieve_columns_line_up(fake_stack: Stack) -> None:
@@ -88,12 +143,15 @@ def test_misaligned_retrieve_columns_degrade_to_fallback(
     resp = _recommend(gateway_channel, forced_variant="a")
     assert resp.degraded and list(resp.degraded_reasons) == ["retrieval_unavailable"]
     assert len(resp.items) == 10 and all(item.title for item in resp.items)
+    assert _degraded(fake_stack, "a", "retrieval_unavailable") == 1
 
 
 def test_retrieval_down_gives_popular_fallback(fake_stack: Stack, gateway_channel: grpc.Channel) -> None:
     fake_stack.servers["retrieval/b"].stop(0).wait()
     resp = _recommend(gateway_channel, forced_variant="b", history_ids=["N0"])
     assert resp.degraded and "retrieval_unavailable" in resp.degraded_reasons
+    assert _degraded(fake_stack, "b", "retrieval_unavailable") == 1
+    assert _degraded(fake_stack, "a", "retrieval_unavailable") == 0
     assert len(resp.items) == 10 and "N0" not in [i.news_id for i in resp.items]
     assert all(item.title for item in resp.items)
 
@@ -159,6 +217,7 @@ def test_in_process_stack_same_answers_and_degrades() -> None:
             stack.servers["ranker/a"].bindings[0].servicer.deps = None
             resp = _recommend(ch)
             assert resp.degraded and list(resp.degraded_reasons) == ["ranker_unavailable"]
+            assert _degraded(stack, "a", "ranker_unavailable") == 1
     finally:
         stack.stop(0)
 
@@ -175,6 +234,7 @@ def test_stage_timeouts_bounded_by_client_deadline(fake_stack: Stack, gateway_ch
     assert time.perf_counter() - t0 < 1.0
     assert resp.degraded and list(resp.degraded_reasons) == ["user_encoder_unavailable"]
     assert len(resp.items) == 5  # the popular-and-fresh list
+    assert _degraded(fake_stack, "a", "user_encoder_unavailable") == 1
 
 
 def _pinned_stack(pinned: str, lookaside: bool = True) -> Stack:
