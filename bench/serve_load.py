@@ -41,6 +41,7 @@ from serving_inputs import load_users  # noqa: E402
 from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc  # noqa: E402
 
 ECHO_METHOD = "/bench.Echo/Echo"
+SLOW_MS = 30.0  # the issue's p99 goal; requests slower than this are "slow" below
 
 
 # ---------------------------------------------------------------- processes
@@ -252,6 +253,8 @@ class Result:
     stages: dict[str, list[float]] = field(default_factory=dict)
     degraded: int = 0
     seconds: float = 0.0
+    # (scheduled send time, latency) of every answered request, perf_counter seconds
+    timeline: list[tuple[float, float]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         lat = np.array(self.latencies) * 1000
@@ -265,10 +268,59 @@ class Result:
             "errors": self.errors,
             "degraded": self.degraded,
         }
+        if self.timeline:
+            out.update(tail_clustering(self.timeline, SLOW_MS))
         if self.stages:
             out["stages_p50_ms"] = {k: float(np.percentile(v, 50) * 1000) for k, v in self.stages.items()}
             out["stages_p99_ms"] = {k: float(np.percentile(v, 99) * 1000) for k, v in self.stages.items()}
         return out
+
+
+def tail_clustering(timeline: list[tuple[float, float]], slow_ms: float) -> dict[str, Any]:
+    """Where in time the slow requests fell: spread over the run (the stack's own queueing)
+    or bunched into a few seconds (a stall: the host, a refresh, a pause). Counts requests
+    over `slow_ms`, the 1-second windows they fall into, and the share of them in the worst
+    window."""
+    start = min(t for t, _ in timeline)
+    slow = [int(t - start) for t, lat in timeline if lat * 1000 > slow_ms]
+    per_second: dict[int, int] = {}
+    for sec in slow:
+        per_second[sec] = per_second.get(sec, 0) + 1
+    worst = max(per_second.values(), default=0)
+    return {
+        "slow_ms": slow_ms,
+        "slow_requests": len(slow),
+        "slow_seconds": sorted(per_second),
+        "slow_share_in_worst_second": worst / len(slow) if slow else 0.0,
+    }
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat (Linux):
+    busy = user+nice+system+irq+softirq, steal = time the hypervisor gave to others."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def descendants_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds of every process below `roots` that the benchmark does not track itself
+    (e.g. the Milvus Lite server that retrieval starts), so it is not counted as "other"."""
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), set(roots)
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
+        found |= frontier
+    total = 0.0
+    for pid in found - set(roots):
+        with suppress(OSError):
+            total += process_cpu_seconds(pid)
+    return total
 
 
 Caller = Callable[[int], Any]  # request index -> future
@@ -296,6 +348,7 @@ def _record(result: Result, lock: threading.Lock, fut: Any, started: float) -> N
             result.errors += 1
             return
         result.latencies.append(elapsed)
+        result.timeline.append((started, elapsed))
         if isinstance(resp, recommend_pb2.RecommendResponse):
             result.degraded += int(resp.degraded)
             for s in resp.stage_latencies:
@@ -362,17 +415,35 @@ def run_target(
         for c in args.concurrency:
             out["closed"][str(c)] = closed_loop(caller, c, args.closed_seconds).summary()
             print(f"{name:6s} closed c={c:<3d} {fmt(out['closed'][str(c)])}", flush=True)
-        cpu0 = procs.cpu_seconds()
-        out["open"] = open_loop(caller, args.rate, args.duration).summary()
-        cpu1 = procs.cpu_seconds()
-        # Where the CPU goes: per process, milliseconds of CPU per request of the open loop.
+        roots = [p.pid for p in procs.procs]
+        cpu0, machine0, below0 = procs.cpu_seconds(), machine_cpu_seconds(), descendants_cpu_seconds(roots)
+        opened = open_loop(caller, args.rate, args.duration)
+        cpu1, machine1, below1 = procs.cpu_seconds(), machine_cpu_seconds(), descendants_cpu_seconds(roots)
+        out["open"] = opened.summary()
+        timeline = sorted(opened.timeline)
+        out["open_timeline"] = [[round(t - timeline[0][0], 3), round(lat * 1000, 2)] for t, lat in timeline]
+        # Where the CPU goes: per process, milliseconds of CPU per request of the open loop;
+        # "other" is what the rest of the machine burnt meanwhile (nothing should run), and
+        # "steal" what the hypervisor gave to other guests: a run with either is a noisy run.
         n = max(out["open"]["requests"], 1)
-        out["open"]["cpu_ms_per_request"] = {
-            k: round((cpu1[k] - cpu0[k]) * 1000 / n, 3) for k in cpu1 if k in cpu0
+        cpu = {k: round((cpu1[k] - cpu0[k]) * 1000 / n, 3) for k in cpu1 if k in cpu0}
+        cpu["children of services"] = round((below1 - below0) * 1000 / n, 3)
+        ours = sum(cpu.values()) * n / 1000
+        out["open"]["cpu_ms_per_request"] = cpu
+        out["open"]["machine"] = {
+            "other_cpu_ms_per_request": round(((machine1[0] - machine0[0]) - ours) * 1000 / n, 3),
+            "steal_ms_per_request": round((machine1[1] - machine0[1]) * 1000 / n, 3),
         }
         print(f"{name:6s} open {args.rate:.0f} rps {fmt(out['open'])}", flush=True)
-        cpu = out["open"]["cpu_ms_per_request"]
         print(f"{name:6s} CPU ms/request: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
+        o = out["open"]
+        print(
+            f"{name:6s} slow (>{SLOW_MS:.0f} ms): {o['slow_requests']} requests in {len(o['slow_seconds'])} "
+            f"of {args.duration:.0f} seconds ({o['slow_share_in_worst_second']:.0%} in the worst one); "
+            f"machine: other {o['machine']['other_cpu_ms_per_request']:.2f} ms/request, "
+            f"steal {o['machine']['steal_ms_per_request']:.2f}",
+            flush=True,
+        )
     finally:
         channel.close()
     return out
@@ -427,6 +498,22 @@ def plot(results: list[dict[str, Any]], out_dir: Path, rate: float) -> list[Path
     paths.append(out_dir / "serve_open_loop.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
+
+    timed = [r for r in results if r.get("open_timeline")]
+    if timed:
+        height = 1.8 * len(timed) + 0.6
+        fig, axes = plt.subplots(len(timed), 1, figsize=(9, height), sharex=True, squeeze=False)
+        for ax, r in zip(axes[:, 0], timed, strict=True):
+            t, lat = np.array(r["open_timeline"]).T
+            ax.scatter(t, lat, s=2, alpha=0.5, color="C0")
+            ax.axhline(SLOW_MS, color="red", ls=":", lw=1)
+            ax.set(yscale="log", ylabel="ms", title=f"{r['target']}: every request of the open loop")
+            ax.title.set_size(9)
+        axes[-1, 0].set(xlabel="seconds into the open loop")
+        fig.tight_layout()
+        paths.append(out_dir / "serve_timeline.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
 
     staged = [r for r in results if "stages_p50_ms" in r["open"]]
     if staged:
