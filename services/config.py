@@ -101,6 +101,16 @@ class ServeConfig(_Strict):
     # Serve searches from an exact in-memory mirror of the collection (Milvus stays the
     # source of truth and takes every upsert); Milvus Lite alone is over the latency budget.
     index_mirror: bool = True
+    # Deadline of every Milvus call on the serving path (search, alias lookup, count, fetch,
+    # upsert), which is also how long an unreachable Milvus is retried: then UNAVAILABLE.
+    # pymilvus alone retries a dead server for about 210 s.
+    milvus_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    # Deadline of one slow step of building a collection (insert batch, flush, load).
+    milvus_build_timeout_seconds: float = Field(600.0, gt=0, le=86_400)
+    # How often the mirror re-checks the alias in Milvus (in the background, while searches arrive).
+    index_mirror_refresh_seconds: float = Field(5.0, gt=0, le=3600)
+    # A mirror check still running after this long makes the copy stale; null: max(30, 3 x refresh).
+    index_mirror_stale_after_seconds: float | None = Field(None, gt=0, le=3600)
     # MIND news.tsv files giving titles/subcategories (the serving artifact has none).
     news_files: list[Path] = Field(default_factory=list)
     text_provider: dict[str, Any] = Field(default_factory=dict)

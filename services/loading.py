@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from newsrec.errors import InvalidInput, NewsrecError
+from newsrec.errors import InvalidInput, NotFound
 from newsrec.index.base import NewsRecord, VectorIndex
 from newsrec.models.serving import ServingModel
 from services.cache import LruVectorCache, RedisVectorCache, VectorCache, redis_client
@@ -94,8 +94,8 @@ def ensure_index(index: VectorIndex, alias: str, model: ServingModel, catalog: N
         collection = index.resolve_alias(alias)
         log.info("serving existing collection", extra={"alias": alias, "collection": collection})
         return
-    except NewsrecError:
-        pass
+    except NotFound:
+        pass  # only a missing alias: a Milvus that does not answer must fail, not trigger a build
     vectors = model.news_vectors()
     records = []
     for i, news_id in enumerate(model.news_ids()):
@@ -150,12 +150,18 @@ def load_variant(config: ServeConfig, *, with_provider: bool = True, weight: flo
         # pipeline settles the version, and re-training for a new name would be waste.
         model.model_version = manifest.version
     catalog = build_catalog(model, list(config.news_files))
-    milvus = MilvusIndex.from_uri(uri)
+    milvus = MilvusIndex.from_uri(
+        uri, timeout_s=config.milvus_timeout_seconds, build_timeout_s=config.milvus_build_timeout_seconds
+    )
     index: VectorIndex = milvus
     if config.index_mirror:
         from newsrec.index.memory import MirroredIndex
 
-        index = MirroredIndex(milvus)
+        index = MirroredIndex(
+            milvus,
+            refresh_s=config.index_mirror_refresh_seconds,
+            stale_after_s=config.index_mirror_stale_after_seconds,
+        )
     ensure_index(index, alias, model, catalog)
     provider = build_provider(config, manifest) if with_provider else None
     return VariantDeps(model, index, alias, catalog, build_cache(config.cache), provider, weight)

@@ -31,11 +31,15 @@ from services.generated.newsrec.v1 import (
 )
 from services.metrics import RetrievalMetrics
 from services.server import NewsrecServer, ServiceBinding, full_name, start_server
-from services.validation import MAX_ID_LEN, check_ids, check_k, check_vector
+from services.validation import MAX_ID_LEN, check_ids, check_k, check_key, check_vector
 
 log = logging.getLogger("services.retrieval")
 MAX_TEXT = 20_000
 MAX_CATEGORIES = 100  # a filter naming more categories than any catalog has is a client bug
+MAX_ENTITIES = 200  # per upserted article; the model reads only its first few
+# Upper bound (exclusive) of an upserted published_at, 3000-01-01: datetime.fromtimestamp
+# overflows far beyond it, after the index write.
+MAX_PUBLISHED_AT = 32_503_680_000
 INDEX_STALE = "index_stale"
 
 
@@ -189,19 +193,32 @@ class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
 
 
 def _article(request: news_pb2.UpsertNewsRequest) -> NewsArticle:
-    if not request.news_id.strip() or len(request.news_id) > MAX_ID_LEN:
+    """The request as an article, every field checked before anything is written."""
+    if not request.news_id.strip():
         raise InvalidInput(f"news_id: must be 1..{MAX_ID_LEN} non-blank characters")
+    check_key(request.news_id, "news_id")
+    if "'" in request.news_id:  # Milvus Lite's upsert splices the id unescaped into its delete
+        raise InvalidInput("news_id: must not contain ' (the vector index cannot upsert it)")
     if not request.title.strip():
         raise InvalidInput("title: must not be empty")
     for name in ("title", "abstract"):
         if len(getattr(request, name)) > MAX_TEXT:
             raise InvalidInput(f"{name}: at most {MAX_TEXT} characters")
-    if not request.category.strip():
-        raise InvalidInput("category: must not be empty")
+    check_key(request.category, "category")
+    check_key(request.subcategory, "subcategory", required=False)
+    if request.HasField("published_at") and not 0 <= request.published_at < MAX_PUBLISHED_AT:
+        raise InvalidInput(
+            f"published_at: must be between 0 and {MAX_PUBLISHED_AT} (1970..3000 in unix seconds),"
+            f" got {request.published_at}"
+        )
+    if len(request.entities) > MAX_ENTITIES:
+        raise InvalidInput(f"entities: at most {MAX_ENTITIES} entities, got {len(request.entities)}")
     entities = []
     for i, ent in enumerate(request.entities):
-        if not ent.wikidata_id.strip():
-            raise InvalidInput(f"entities[{i}].wikidata_id: must not be empty")
+        check_key(ent.wikidata_id, f"entities[{i}].wikidata_id")
+        for name in ("label", "type"):
+            if len(getattr(ent, name)) > MAX_ID_LEN:
+                raise InvalidInput(f"entities[{i}].{name}: at most {MAX_ID_LEN} characters")
         entities.append(Entity(ent.wikidata_id, ent.label, ent.type, ent.confidence or 1.0))
     return NewsArticle(
         news_id=request.news_id,

@@ -101,9 +101,7 @@ def start_server(
         (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         grpc_server,
     )
-    port = grpc_server.add_insecure_port(f"{config.host}:{config.port()}")
-    if port == 0:
-        raise OSError(f"could not bind gRPC port {config.host}:{config.port()}")
+    port = _bind(grpc_server, f"{config.host}:{config.port()}")
     server = NewsrecServer(grpc_server, port, health_servicer, names, registry)
     server.bindings = list(bindings)
     server.set_serving(False)
@@ -129,6 +127,21 @@ def start_server(
 
     threading.Thread(target=load, name=f"load-{config.service}", daemon=True).start()
     return server, port
+
+
+def _bind(grpc_server: grpc.Server, address: str) -> int:
+    """`add_insecure_port`, failing with an OSError naming `address`: older grpcio returned 0,
+    grpcio >= 1.85 raises RuntimeError("Failed to bind to address ...")."""
+    try:
+        port = int(grpc_server.add_insecure_port(address))
+    except RuntimeError as exc:
+        if not str(exc).startswith("Failed to bind"):
+            raise
+        port = 0
+    if port == 0:
+        grpc_server.stop(None)  # never started: frees its thread pool
+        raise OSError(f"could not bind gRPC port {address} (in use, or not permitted)")
+    return port
 
 
 def freeze_loaded_objects() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from newsrec.errors import InvalidInput
 from services.config import MAX_HISTORY, MAX_K
 
 MAX_ID_LEN = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 
 
 def check_user_id(user_id: str) -> None:
@@ -36,6 +38,20 @@ def check_ids(ids: Sequence[str], field: str, limit: int = MAX_HISTORY) -> list[
             if not news_id or len(news_id) > MAX_ID_LEN:
                 raise InvalidInput(f"{field}[{i}]: news ids must be 1..{MAX_ID_LEN} characters")
     return ids
+
+
+def check_key(value: str, field: str, *, required: bool = True, limit: int = MAX_ID_LEN) -> None:
+    """An id-like string that is stored (a Milvus VARCHAR) or looked up: non-blank unless not
+    `required`, at most `limit` UTF-8 bytes (Milvus counts bytes), no control characters
+    (a NUL breaks Milvus Lite's upsert; none belongs in an id or a TSV field)."""
+    if required and not value.strip():
+        raise InvalidInput(f"{field}: must not be empty")
+    size = len(value.encode())
+    if size > limit:
+        raise InvalidInput(f"{field}: at most {limit} bytes of UTF-8, got {size}")
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise InvalidInput(f"{field}: control character U+{ord(bad.group()):04X} is not allowed")
 
 
 def check_vector(values: Sequence[float], dim: int, field: str = "vector") -> np.ndarray:

@@ -197,9 +197,10 @@ class MirroredIndex:
     ) -> None:
         self.source = source
         self.refresh_s = refresh_s  # how often the alias target is re-checked
-        # A check still in flight after this long counts as failing: pymilvus retries a dead
-        # server for minutes before it raises. Generous, because a check that finds a new
-        # version also fetches the whole collection.
+        # A check still in flight after this long counts as failing (a Milvus call is bounded
+        # by `MilvusIndex.timeout_s`, but a frozen server or a slow network may still hold
+        # one). Generous, because a check that finds a new version also fetches the whole
+        # collection.
         self.stale_after_s = max(30.0, 3 * refresh_s) if stale_after_s is None else stale_after_s
         # True: a stale snapshot keeps serving while one background thread re-checks the
         # alias (and reloads after a flip). A search never waits on Milvus after the first

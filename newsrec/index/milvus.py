@@ -15,6 +15,12 @@ Idempotency: building (alias, version) again with the same records is a no-op (i
 re-points the alias). A half-built or differently-built collection of that version is
 dropped and rebuilt cleanly, unless the alias currently serves it: then the call fails,
 because rebuilding in place would show readers a partial collection.
+
+Timeouts: every pymilvus call goes through `_call`, which bounds it by `timeout_s` (the
+gRPC deadline of a read, and how long an unreachable Milvus is retried) or, for the slow
+steps of a build (insert, flush, load...), by `build_timeout_s`. pymilvus alone would retry
+an unreachable server 75 times with back-off (about 210 s) unless `timeout` is an int.
+A Milvus that is down or does not answer in time raises `Unavailable`.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 MAX_TOPK = 16384
 _OUTPUT_FIELDS = ["category", "subcategory", "published_at", "model_version"]
 _STR_LEN = 256
+# gRPC codes meaning "Milvus did not answer" (down, restarting, or too slow), as opposed to
+# an answer refusing the request. Matched by name: `newsrec/` does not import grpc.
+_UNREACHABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+_SCHEMA_CACHED = frozenset({"get", "upsert", "insert"})  # MilvusClient methods using pymilvus' schema cache
 
 
 def sanitize(name: str) -> str:
@@ -117,7 +127,11 @@ class MilvusIndex:
         batch_size: int = 5000,
         alias_ttl_s: float = 1.0,
         progress: bool = False,
+        timeout_s: float = 2.0,
+        build_timeout_s: float = 600.0,
     ) -> None:
+        if timeout_s <= 0 or build_timeout_s <= 0:
+            raise InvalidInput(f"timeouts must be positive, got {timeout_s} and {build_timeout_s}")
         self.uri = uri
         self.lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
         self.spec = spec or IndexSpec()
@@ -125,6 +139,8 @@ class MilvusIndex:
         self.batch_size = batch_size
         self.alias_ttl_s = alias_ttl_s
         self.progress = progress
+        self.timeout_s = timeout_s  # reads and upserts; also the retry window of any call
+        self.build_timeout_s = build_timeout_s  # one slow build step (insert batch, flush, load)
         self._token = token
         self._client = client
         self._lock = threading.RLock()
@@ -165,6 +181,48 @@ class MilvusIndex:
 
                 server_manager_instance.release_server(self.uri)
 
+    def _call(self, method: str, *args: Any, slow: bool = False, **kwargs: Any) -> Any:
+        """`client.<method>(*args, **kwargs)` within `timeout_s` (`build_timeout_s` if `slow`).
+
+        pymilvus bounds its own retries by `timeout` only when it is an int; a float gets 75
+        tries with back-off (about 210 s against a dead server). So each try here is a single
+        pymilvus attempt (`retry_times=0`) whose gRPC deadline is the time left, and an
+        unreachable Milvus is retried with a short back-off for at most `timeout_s`.
+        Errors that are answers (bad request, missing collection) pass through unchanged.
+        """
+        fn = getattr(self.client, method)
+        start = time.monotonic()
+        deadline = start + (self.build_timeout_s if slow else self.timeout_s)
+        retry_until = min(deadline, start + self.timeout_s)
+        back_off = 0.05
+        while True:
+            left = max(deadline - time.monotonic(), 0.001)
+            try:
+                if method in _SCHEMA_CACHED:
+                    self._cache_schema(args[0], left)
+                return fn(*args, timeout=left, retry_times=0, **kwargs)
+            except Exception as exc:
+                if not _unreachable(exc):
+                    raise
+                if time.monotonic() + back_off >= retry_until:
+                    raise _unavailable(exc, f"{method} on {self.uri}", start) from exc
+            time.sleep(back_off)
+            back_off = min(2 * back_off, 0.5)
+
+    def _cache_schema(self, coll: str, timeout: float) -> None:
+        """Put the schema of `coll` in pymilvus' schema cache with a bounded describe.
+
+        `get`, `upsert` and `insert` look the schema up there and, on a miss, describe it
+        with the default retries (about 210 s against a dead server), ignoring `retry_times`.
+        Private pymilvus 2.5 API, so anything unexpected leaves the cache to pymilvus."""
+        conn: Any = getattr(self.client, "_get_connection", lambda: None)()
+        cache = getattr(conn, "schema_cache", None)
+        fill = getattr(conn, "_get_schema_from_cache_or_remote", None)
+        if not isinstance(cache, dict) or coll in cache or fill is None:
+            return
+        schema = conn.describe_collection(coll, timeout=timeout, retry_times=0)
+        fill(coll, schema=schema)
+
     # -- bookkeeping collection -------------------------------------------------------------
 
     def _ensure_meta(self) -> None:
@@ -173,31 +231,36 @@ class MilvusIndex:
         from pymilvus import DataType
 
         c = self.client
-        if not c.has_collection(META_COLLECTION):
+        if not self._call("has_collection", META_COLLECTION):
             schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
             schema.add_field("value", DataType.VARCHAR, max_length=8192)
             schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
             params = c.prepare_index_params()
             params.add_index(field_name="v", index_type="FLAT", metric_type="L2")
-            c.create_collection(
-                META_COLLECTION, schema=schema, index_params=params, consistency_level="Strong"
+            self._call(
+                "create_collection",
+                META_COLLECTION,
+                schema=schema,
+                index_params=params,
+                consistency_level="Strong",
+                slow=True,
             )
-        c.load_collection(META_COLLECTION)
+        self._call("load_collection", META_COLLECTION, slow=True)
         self._meta_ready = True
 
     def _meta_get(self, key: str) -> str | None:
         self._ensure_meta()
-        rows = self.client.get(META_COLLECTION, ids=[key], output_fields=["value"])
+        rows = self._call("get", META_COLLECTION, ids=[key], output_fields=["value"])
         return str(rows[0]["value"]) if rows else None
 
     def _meta_set(self, key: str, value: str) -> None:
         self._ensure_meta()
-        self.client.upsert(META_COLLECTION, [{"key": key, "value": value, "v": [0.0, 0.0]}])
+        self._call("upsert", META_COLLECTION, [{"key": key, "value": value, "v": [0.0, 0.0]}])
 
     def _meta_delete(self, key: str) -> None:
         self._ensure_meta()
-        self.client.delete(META_COLLECTION, ids=[key])
+        self._call("delete", META_COLLECTION, ids=[key])
 
     # -- aliases --------------------------------------------------------------------------
 
@@ -212,7 +275,9 @@ class MilvusIndex:
             target = self._meta_get(f"alias:{alias}")
         else:
             try:
-                target = str(self.client.describe_alias(alias)["collection_name"])
+                target = str(self._call("describe_alias", alias)["collection_name"])
+            except Unavailable:
+                raise  # a dead server is not a missing alias (that would trigger a rebuild)
             except Exception:
                 target = None
         if not target:
@@ -233,9 +298,9 @@ class MilvusIndex:
             if self.lite:
                 self._meta_set(f"alias:{alias}", collection)
             elif self._try_resolve(alias) is None:
-                self.client.create_alias(collection, alias)
+                self._call("create_alias", collection, alias)
             else:
-                self.client.alter_alias(collection, alias)
+                self._call("alter_alias", collection, alias)
             self._flips += 1
             self._alias_cache[alias] = (collection, time.monotonic())
 
@@ -247,29 +312,29 @@ class MilvusIndex:
         coll = collection_name(alias, version)
         dim = _check_records(records)
         fp = fingerprint(records, self.spec)
-        c = self.client
         with self._lock:
             marker = self._meta_get(f"built:{coll}")
-            if marker and json.loads(marker)["fingerprint"] == fp and c.has_collection(coll):
-                c.load_collection(coll)
+            exists = bool(self._call("has_collection", coll))
+            if marker and json.loads(marker)["fingerprint"] == fp and exists:
+                self._call("load_collection", coll, slow=True)
                 self._flip_alias(alias, coll)
                 return coll  # same input, already built: no-op
-            if c.has_collection(coll):
+            if exists:
                 if self._try_resolve(alias) == coll:
                     raise InvalidInput(
                         f"collection {coll} is serving alias {alias} and was built from different records; "
                         "build a new version instead of rebuilding the served one"
                     )
-                c.drop_collection(coll)  # half-built or stale: rebuild from scratch
+                self._call("drop_collection", coll, slow=True)  # half-built or stale: rebuild
             self._meta_delete(f"built:{coll}")
             self._create(coll, dim)
             try:
                 self._insert(coll, records)
-                c.flush(coll)
-                c.load_collection(coll)
+                self._call("flush", coll, slow=True)
+                self._call("load_collection", coll, slow=True)
                 self._check(coll, records)
             except BaseException:
-                c.drop_collection(coll)
+                self._call("drop_collection", coll, slow=True)
                 raise
             info = {"fingerprint": fp, "alias": alias, "version": version, "count": len(records)}
             self._meta_set(f"built:{coll}", json.dumps({**info, "built_at": time.time()}))
@@ -295,24 +360,31 @@ class MilvusIndex:
             metric_type="IP",
             params=self.spec.build_params(),
         )
-        c.create_collection(coll, schema=schema, index_params=params, consistency_level="Strong")
+        self._call(
+            "create_collection",
+            coll,
+            schema=schema,
+            index_params=params,
+            consistency_level="Strong",
+            slow=True,
+        )
 
     def _insert(self, coll: str, records: Sequence[NewsRecord]) -> None:
         bar = tqdm(total=len(records), desc=f"insert {coll}", unit="row", disable=not self.progress)
         for start in range(0, len(records), self.batch_size):
             batch = records[start : start + self.batch_size]
-            self.client.insert(coll, [_row(r) for r in batch])
+            self._call("insert", coll, [_row(r) for r in batch], slow=True)
             bar.update(len(batch))
         bar.close()
 
     def _check(self, coll: str, records: Sequence[NewsRecord]) -> None:
         """Row count equals the input and a sample of rows finds itself."""
-        got = self._count(coll)
+        got = self._count(coll, slow=True)
         if got != len(records):
             raise Unavailable(f"collection {coll}: {got} rows after insert, expected {len(records)}")
         rng = np.random.default_rng(0)
         sample = [records[int(i)] for i in rng.choice(len(records), size=min(5, len(records)), replace=False)]
-        res = self._search(coll, np.stack([r.vector for r in sample]), 10, "")
+        res = self._search(coll, np.stack([r.vector for r in sample]), 10, "", slow=True)
         for r, hits in zip(sample, res, strict=True):
             if r.news_id not in {h.news_id for h in hits}:
                 raise Unavailable(f"collection {coll}: sample row {r.news_id} not found by its own vector")
@@ -320,7 +392,9 @@ class MilvusIndex:
     def versions(self, alias: str) -> list[dict[str, Any]]:
         """Built versions behind `alias` (from the bookkeeping rows), oldest first."""
         self._ensure_meta()
-        rows = self.client.query(META_COLLECTION, filter='key like "built:%"', output_fields=["key", "value"])
+        rows = self._call(
+            "query", META_COLLECTION, filter='key like "built:%"', output_fields=["key", "value"]
+        )
         out = []
         for row in rows:
             info = json.loads(row["value"])
@@ -331,7 +405,7 @@ class MilvusIndex:
     def _drop_old_versions(self, alias: str, keep: str) -> None:
         old = [v["collection"] for v in self.versions(alias) if v["collection"] != keep]
         for coll in old[: max(0, len(old) - (self.keep_versions - 1))]:
-            self.client.drop_collection(coll)
+            self._call("drop_collection", coll, slow=True)
             self._meta_delete(f"built:{coll}")
 
     # -- serving ----------------------------------------------------------------------------
@@ -341,7 +415,7 @@ class MilvusIndex:
             return
         coll = self.resolve_alias(alias)
         _check_records(records)
-        self.client.upsert(coll, [_row(r) for r in records])
+        self._call("upsert", coll, [_row(r) for r in records])
 
     def search(
         self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
@@ -357,6 +431,8 @@ class MilvusIndex:
         coll = self.resolve_alias(alias)
         try:
             return self._search(coll, vectors, k, expr)
+        except Unavailable:
+            raise
         except Exception as exc:
             # The collection was dropped (a version two flips old) between resolving the
             # alias and searching it, e.g. by another process: resolve again, once.
@@ -370,14 +446,18 @@ class MilvusIndex:
     ) -> HitColumns:
         return HitColumns.from_hits(self.search(alias, np.asarray(vector)[None, :], k, filters)[0])
 
-    def _search(self, coll: str, vectors: np.ndarray, k: int, expr: str) -> list[list[SearchHit]]:
-        res = self.client.search(
+    def _search(
+        self, coll: str, vectors: np.ndarray, k: int, expr: str, slow: bool = False
+    ) -> list[list[SearchHit]]:
+        res = self._call(
+            "search",
             coll,
             data=[v.tolist() for v in vectors],
             limit=k,
             filter=expr,
             output_fields=_OUTPUT_FIELDS,
             search_params=self.spec.search_params(),
+            slow=slow,
         )
         return [
             [
@@ -397,19 +477,25 @@ class MilvusIndex:
     def count(self, alias: str) -> int:
         return self._count(self.resolve_alias(alias))
 
-    def _count(self, coll: str) -> int:
-        rows = self.client.query(coll, filter="", output_fields=["count(*)"])
+    def _count(self, coll: str, slow: bool = False) -> int:
+        rows = self._call("query", coll, filter="", output_fields=["count(*)"], slow=slow)
         return int(rows[0]["count(*)"])
 
     def fetch_all(self, alias: str) -> tuple[str, list[NewsRecord]]:
-        """Every row behind `alias` (collection name, records): feeds an in-memory mirror."""
+        """Every row behind `alias` (collection name, records): feeds an in-memory mirror.
+        Each batch is one query with a deadline of `timeout_s` (the iterator keeps the
+        timeout and `retry_times` it was opened with)."""
         coll = self.resolve_alias(alias)
-        it = self.client.query_iterator(
-            coll, batch_size=self.batch_size, output_fields=["news_id", "vector", *_OUTPUT_FIELDS]
+        it = self._call(
+            "query_iterator",
+            coll,
+            batch_size=self.batch_size,
+            output_fields=["news_id", "vector", *_OUTPUT_FIELDS],
         )
         out: list[NewsRecord] = []
+        start = time.monotonic()
         try:
-            while batch := it.next():
+            while batch := _next_batch(it, f"query_iterator on {self.uri}", start):
                 out.extend(
                     NewsRecord(
                         news_id=str(r["news_id"]),
@@ -424,6 +510,51 @@ class MilvusIndex:
         finally:
             it.close()
         return coll, out
+
+
+def _next_batch(it: Any, what: str, start: float) -> list[dict[str, Any]]:
+    """The next batch of a pymilvus query iterator; Milvus not answering is `Unavailable`."""
+    try:
+        return list(it.next())
+    except Exception as exc:
+        if _unreachable(exc):
+            raise _unavailable(exc, what, start) from exc
+        raise
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Milvus did not answer (down or too slow), as opposed to answering with an error."""
+    status = _grpc_status(exc)
+    return status is not None and status[0] in _UNREACHABLE
+
+
+def _unavailable(exc: BaseException, what: str, start: float) -> Unavailable:
+    """The error of a Milvus that did not answer `what`: the call, the time spent, the gRPC status."""
+    code, details = _grpc_status(exc) or (type(exc).__name__, str(exc))
+    return Unavailable(
+        f"Milvus did not answer {what} within {time.monotonic() - start:.1f} s ({code}: {details})"
+    )
+
+
+def _grpc_status(exc: BaseException) -> tuple[str, str] | None:
+    """(code name, details) of the first gRPC error in `exc` or its causes, else None.
+    pymilvus wraps gRPC errors in `MilvusException` and re-raises it `from` itself, so
+    the original is only on `__context__`: both links are followed."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        code, details = getattr(err, "code", None), getattr(err, "details", None)
+        if callable(code) and callable(details):  # grpc.RpcError (also a grpc.Call)
+            try:
+                return str(getattr(code(), "name", code())), str(details())
+            except Exception:  # not a call object after all
+                pass
+        todo += [err.__context__, err.__cause__]
+    return None
 
 
 def _row(r: NewsRecord) -> dict[str, Any]:

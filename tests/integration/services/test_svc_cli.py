@@ -131,7 +131,7 @@ def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert out.returncode == 1, out.stderr[-3000:]
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f"Failed to bind to address [::]:{port}" in errors[0], out.stderr
+    assert len(errors) == 1 and f"could not bind gRPC port [::]:{port}" in errors[0], out.stderr
     assert f"(gRPC port {port}, metrics port" in errors[0]
 
 

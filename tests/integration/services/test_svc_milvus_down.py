@@ -3,9 +3,9 @@ file and the stack on loopback gRPC.
 
 Taking Milvus down for real: `MilvusIndex.close(stop_lite=True)` stops the Milvus Lite server
 process, and moving its data directory away keeps pymilvus from starting a new one, so every
-Milvus call of the serving process fails (at once: a SIGKILLed server would make each pymilvus
-call retry for about 3.5 minutes before it raised). Moving the directory back is Milvus
-coming back.
+Milvus call of the serving process fails at once (a SIGKILLed server fails each call within
+`milvus_timeout_seconds`; tests/integration/index/test_milvus_timeout.py covers that). Moving
+the directory back is Milvus coming back.
 """
 
 from __future__ import annotations

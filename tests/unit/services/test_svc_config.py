@@ -66,3 +66,27 @@ def test_bad_values_are_clear(tmp_path: Path) -> None:
         load_config(path, env={})
     with pytest.raises(InvalidInput, match="not found"):
         load_config(tmp_path / "missing.yaml", env={})
+
+
+def test_milvus_timeouts_and_mirror_refresh(tmp_path: Path) -> None:
+    defaults = load_config(env={})
+    assert defaults.milvus_timeout_seconds == 2.0 and defaults.milvus_build_timeout_seconds == 600.0
+    assert defaults.index_mirror_refresh_seconds == 5.0 and defaults.index_mirror_stale_after_seconds is None
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        "milvus_timeout_seconds: 0.5\nmilvus_build_timeout_seconds: 120\n"
+        "index_mirror_refresh_seconds: 1\nindex_mirror_stale_after_seconds: 10\n"
+    )
+    cfg = load_config(path, env={})
+    assert cfg.milvus_timeout_seconds == 0.5 and cfg.milvus_build_timeout_seconds == 120
+    assert cfg.index_mirror_refresh_seconds == 1 and cfg.index_mirror_stale_after_seconds == 10
+    for key, bad in (
+        ("milvus_timeout_seconds", 0),
+        ("milvus_timeout_seconds", 61),  # a serving call must fail in seconds, not minutes
+        ("milvus_build_timeout_seconds", -1),
+        ("index_mirror_refresh_seconds", 0),
+        ("index_mirror_stale_after_seconds", 0),
+    ):
+        path.write_text(f"{key}: {bad}\n")
+        with pytest.raises(InvalidInput, match=rf"cfg\.yaml: invalid config: {key}: "):
+            load_config(path, env={})

@@ -137,3 +137,16 @@ def test_loaded_objects_are_frozen_out_of_the_gc(gated: Gated) -> None:
     assert server.ready.wait(5)
     assert gc.get_freeze_count() > 0
     gc.unfreeze()  # leave the test process as it was
+
+
+def test_port_in_use_is_an_oserror_naming_the_address() -> None:
+    """grpcio >= 1.85 raises RuntimeError from add_insecure_port; serve expects an OSError."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = CFG.model_copy(update={"grpc_port": port, "metrics_port": None})
+        with pytest.raises(OSError, match=rf"127\.0\.0\.1:{port}"):
+            ranker.create_server(cfg, ranker.RankerDeps(FakeModel()))
