@@ -43,9 +43,10 @@ from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc  # n
 ECHO_METHOD = "/bench.Echo/Echo"
 SLOW_MS = 30.0  # the p99 goal; requests slower than this are "slow" below
 # The gateway reaches each backend at one address, as the chart's headless Service does with
-# one pod per backend (dns:/// gives one address per pod). `localhost` resolves to 127.0.0.1 and ::1 here, so round_robin kept two
-# connections per backend, each used every other call: 8.17 vs 9.31 and 9.58 vs 10.57 ms of
-# CPU per request in two paired 30 s runs (2026-12-01). `--backend-host` overrides it.
+# one pod per backend (dns:/// gives one address per pod). `localhost` resolves to 127.0.0.1
+# and ::1 here, so round_robin kept two connections per backend, each used every other call:
+# 8.17 vs 9.31 and 9.58 vs 10.57 ms of CPU per request in two paired 30 s runs (2026-12-01).
+# `--backend-host` overrides it.
 BACKEND_HOST = "127.0.0.1"
 
 
