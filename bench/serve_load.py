@@ -447,12 +447,12 @@ def run_target(
         }
         print(f"{name:6s} open {args.rate:.0f} rps {fmt(out['open'])}", flush=True)
         print(f"{name:6s} CPU ms/request: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
-        o = out["open"]
+        o, m = out["open"], out["open"]["machine"]
         print(
             f"{name:6s} slow (>{SLOW_MS:.0f} ms): {o['slow_requests']} requests in {len(o['slow_seconds'])} "
             f"of {args.duration:.0f} seconds ({o['slow_share_in_worst_second']:.0%} in the worst one); "
-            f"machine: other {o['machine']['other_cpu_ms_per_request']:.2f} ms/request, "
-            f"softirq {o['machine']['softirq_ms_per_request']:.2f}, steal {o['machine']['steal_ms_per_request']:.2f}",
+            f"machine: other {m['other_cpu_ms_per_request']:.2f} ms/request, "
+            f"softirq {m['softirq_ms_per_request']:.2f}, steal {m['steal_ms_per_request']:.2f}",
             flush=True,
         )
     finally:
