@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from stack_probe import lite_pid
 from test_milvus_lite import ALIAS, records
 
 from newsrec.errors import Unavailable
@@ -25,23 +26,6 @@ from newsrec.index.milvus import MilvusIndex
 
 TIMEOUT_S = 1.0
 SLACK_S = 2.5  # a loaded 2-core CI machine; the point is seconds, not 210 s
-
-
-def lite_pid(db_file: Path) -> int:
-    """Pid of the Milvus Lite server serving `db_file`: a child of this process whose
-    command line names the file (milvus-lite starts `milvus <db file> <socket> ...`)."""
-    want = str(db_file.resolve())
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # exited meanwhile
-        if ppid == os.getpid() and want.encode() in argv:
-            return int(entry.name)
-    raise AssertionError(f"no Milvus Lite server process for {want}")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+from stack_probe import lite_pid
 
 from newsrec.index.memory import MirroredIndex
 from newsrec.index.milvus import MilvusIndex
@@ -27,22 +28,6 @@ from services.stack import Stack, VariantDeps, start_stack
 
 TIMEOUT_S = 1.0
 SLACK_S = 2.5  # a loaded 2-core CI machine; the point is seconds, not 210 s
-
-
-def lite_pid(db_file: Path) -> int:
-    """Pid of the Milvus Lite server of `db_file`: a child of this process naming the file."""
-    want = str(db_file.resolve()).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # exited meanwhile
-        if ppid == os.getpid() and want in argv:
-            return int(entry.name)
-    raise AssertionError(f"no Milvus Lite server process for {want!r}")
 
 
 def _stack(trained_run: Path, tmp: Path, **config: Any) -> Iterator[tuple[Stack, VariantDeps, Path]]:

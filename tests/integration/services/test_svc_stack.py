@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from stack_probe import stage_answers
 from svc_helpers import RedisProc, free_port, start_redis, versioned_copy
 
 from newsrec.data import read_behaviors
@@ -152,43 +153,6 @@ def _req(user: str, history: list[str], k: int = 10, variant: str = "") -> recom
     return recommend_pb2.RecommendRequest(user_id=user, history_ids=history, k=k, forced_variant=variant)
 
 
-def _stages(
-    world: World, variant: str, user: str, history: list[str], k: int = 10
-) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """The gateway's stages for this request, asked of each service directly: (retrieval's
-    candidates, the ranker's top k of them), as (news id, score) pairs."""
-    ports = world.stack.ports
-    with grpc.insecure_channel(f"127.0.0.1:{ports[f'user-encoder/{variant}']}") as ch:
-        user_vector = list(
-            user_encoder_pb2_grpc.UserEncoderServiceStub(ch)
-            .EncodeUser(user_encoder_pb2.EncodeUserRequest(user_id=user, history_ids=history), timeout=5)
-            .vector
-        )
-    with grpc.insecure_channel(f"127.0.0.1:{ports[f'retrieval/{variant}']}") as ch:
-        got = retrieval_pb2_grpc.RetrievalServiceStub(ch).Retrieve(
-            retrieval_pb2.RetrieveRequest(
-                vector=user_vector, k=200, filters=common_pb2.RetrievalFilters(exclude_ids=history)
-            ),
-            timeout=5,
-        )
-    with grpc.insecure_channel(f"127.0.0.1:{ports[f'ranker/{variant}']}") as ch:
-        try:
-            ranked = ranking_pb2_grpc.RankingServiceStub(ch).Rank(
-                ranking_pb2.RankRequest(
-                    user_id=user,
-                    user_vector=user_vector,
-                    history_ids=history,
-                    candidate_ids=got.news_ids,
-                    top_k=k,
-                ),
-                timeout=5,
-            )
-            top = [(c.news_id, c.score) for c in ranked.candidates]
-        except grpc.RpcError:  # the ranker-down tests
-            top = []
-    return list(zip(got.news_ids, got.scores, strict=True)), top
-
-
 def _metric_families(port: int | None) -> dict[str, Metric]:
     """The families of a metrics endpoint, parsed from its text exposition."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -223,7 +187,7 @@ def test_recommend_whole_path_and_cache(module_world: World) -> None:
     hits = registry.get_sample_value("newsrec_gateway_user_cache_total", {"variant": "a", "result": "hit"})
     assert hits is not None and hits >= 1
     # the answer is the ranker's re-scoring of retrieval's candidates, not retrieval's order
-    retrieved, ranked = _stages(module_world, "a", user, history + ["N-not-a-news"])
+    retrieved, ranked = stage_answers(module_world.stack, "a", user, history + ["N-not-a-news"])
     assert [(i.news_id, i.score) for i in first.items] == ranked
     assert [(i.news_id, i.score) for i in first.items] != retrieved[:10]
 
@@ -862,7 +826,7 @@ def test_ranker_down_gives_retrieval_order(world: World) -> None:
     world.stack.servers["ranker/b"].stop(0).wait()
     resp = stub.Recommend(_req(user, history, variant="b"), timeout=5)
     assert resp.degraded and list(resp.degraded_reasons) == ["ranker_unavailable"]
-    retrieved, _ = _stages(world, "b", user, history)
+    retrieved, _ = stage_answers(world.stack, "b", user, history)
     assert [(i.news_id, i.score) for i in resp.items] == retrieved[:10]
     port = world.stack.metrics_port
     assert _sample(port, "newsrec_gateway_degraded_total", reason="ranker_unavailable", variant="b") == 1

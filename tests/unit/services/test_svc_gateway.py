@@ -7,20 +7,16 @@ from typing import Any
 
 import grpc
 import pytest
+from stack_probe import stage_answers
 
 from services.ab import assign
 from services.generated.newsrec.v1 import (
-    common_pb2,
     news_pb2,
     news_pb2_grpc,
-    ranking_pb2,
-    ranking_pb2_grpc,
     recommend_pb2,
     recommend_pb2_grpc,
     retrieval_pb2,
     retrieval_pb2_grpc,
-    user_encoder_pb2,
-    user_encoder_pb2_grpc,
 )
 from services.stack import Stack
 
@@ -47,7 +43,7 @@ def test_recommend_full_path(fake_stack: Stack, gateway_channel: grpc.Channel) -
     again = _recommend(gateway_channel, forced_variant="a", history_ids=["N1", "N2", "nope"])
     assert again.cache_hit is True and [i.news_id for i in again.items] == ids
     # the answer is the ranker's order of the retrieved candidates, not retrieval's order
-    retrieved, ranked = _stages(fake_stack, "a", "U1", ["N1", "N2", "nope"], 10)
+    retrieved, ranked = stage_answers(fake_stack, "a", "U1", ["N1", "N2", "nope"], 10)
     assert [(i.news_id, i.score) for i in resp.items] == ranked
     assert ids != [news_id for news_id, _ in retrieved[:10]]
 
@@ -75,46 +71,10 @@ def test_ranker_down_degrades_to_retrieval_order(fake_stack: Stack, gateway_chan
     fake_stack.servers["ranker/a"].stop(0).wait()
     resp = _recommend(gateway_channel, forced_variant="a")
     assert resp.degraded and list(resp.degraded_reasons) == ["ranker_unavailable"]
-    retrieved, _ = _stages(fake_stack, "a", "U1", ["N1", "N2"], 10, rank=False)
+    retrieved, _ = stage_answers(fake_stack, "a", "U1", ["N1", "N2"], 10, rank=False)
     assert [(i.news_id, i.score) for i in resp.items] == retrieved[:10]
     assert all(item.title == f"Title of {item.news_id}" for item in resp.items)
     assert _degraded(fake_stack, "a", "ranker_unavailable") == 1
-
-
-def _stages(
-    stack: Stack, variant: str, user: str, history: list[str], k: int, rank: bool = True
-) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """What the gateway's stages answer for this request, asked of each service directly:
-    (retrieval's candidates, the ranker's top k of them) as (news id, score) pairs."""
-    ports = stack.ports
-    with grpc.insecure_channel(f"127.0.0.1:{ports[f'user-encoder/{variant}']}") as ch:
-        user_vector = list(
-            user_encoder_pb2_grpc.UserEncoderServiceStub(ch)
-            .EncodeUser(user_encoder_pb2.EncodeUserRequest(user_id=user, history_ids=history), timeout=5)
-            .vector
-        )
-    with grpc.insecure_channel(f"127.0.0.1:{ports[f'retrieval/{variant}']}") as ch:
-        got = retrieval_pb2_grpc.RetrievalServiceStub(ch).Retrieve(
-            retrieval_pb2.RetrieveRequest(
-                vector=user_vector, k=200, filters=common_pb2.RetrievalFilters(exclude_ids=history)
-            ),
-            timeout=5,
-        )
-    retrieved = list(zip(got.news_ids, got.scores, strict=True))
-    if not rank:
-        return retrieved, []
-    with grpc.insecure_channel(f"127.0.0.1:{ports[f'ranker/{variant}']}") as ch:
-        ranked = ranking_pb2_grpc.RankingServiceStub(ch).Rank(
-            ranking_pb2.RankRequest(
-                user_id=user,
-                user_vector=user_vector,
-                history_ids=history,
-                candidate_ids=got.news_ids,
-                top_k=k,
-            ),
-            timeout=5,
-        )
-    return retrieved, [(c.news_id, c.score) for c in ranked.candidates]
 
 
 def _degraded(stack: Stack, variant: str, reason: str) -> float:
