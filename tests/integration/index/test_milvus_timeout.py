@@ -25,7 +25,9 @@ from newsrec.index.memory import MirroredIndex
 from newsrec.index.milvus import MilvusIndex
 
 TIMEOUT_S = 1.0
-SLACK_S = 2.5  # a loaded 2-core CI machine; the point is seconds, not 210 s
+# A loaded 2-core machine: one run took over 3.5 s when two suites shared the cores.
+# The point is seconds, not the 210 s of unbounded pymilvus retries.
+SLACK_S = 5.0
 
 
 @pytest.fixture

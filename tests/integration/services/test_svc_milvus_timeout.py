@@ -27,7 +27,9 @@ from services.loading import load_variant
 from services.stack import Stack, VariantDeps, start_stack
 
 TIMEOUT_S = 1.0
-SLACK_S = 2.5  # a loaded 2-core CI machine; the point is seconds, not 210 s
+# A loaded 2-core machine: one run took over 3.5 s when two suites shared the cores.
+# The point is seconds, not the 210 s of unbounded pymilvus retries.
+SLACK_S = 5.0
 
 
 def _stack(trained_run: Path, tmp: Path, **config: Any) -> Iterator[tuple[Stack, VariantDeps, Path]]:
