@@ -413,7 +413,7 @@ def test_retrieve_bad_input(
     categories: list[str],
     published_after: int | None,
 ) -> None:
-    # filters.categories: only valid names here (its rules are retrieval.py's, being added)
+    # filters.categories: only valid names here; its rejections are in the table test below
     expected = _first(
         ("vector", _bad_vector(vector)),
         ("k", not 1 <= k <= 500),
