@@ -393,6 +393,7 @@ def closed_loop(caller: Caller, concurrency: int, seconds: float) -> Result:
         t.start()
     for t in threads:
         t.join()
+    result.timeline.clear()  # send times only mean something in the open loop
     result.seconds = time.perf_counter() - start
     return result
 
@@ -442,7 +443,8 @@ def run_target(
         cpu1, machine1, below1 = procs.cpu_seconds(), machine_cpu_seconds(), descendants_cpu_seconds(roots)
         out["open"] = opened.summary()
         timeline = sorted(opened.timeline)
-        out["open_timeline"] = [[round(t - timeline[0][0], 3), round(lat * 1000, 2)] for t, lat in timeline]
+        t0 = timeline[0][0] if timeline else 0.0
+        out["open_timeline"] = [[round(t - t0, 3), round(lat * 1000, 2)] for t, lat in timeline]
         # Where the CPU goes: per process, milliseconds of CPU per request of the open loop;
         # "other" is what the rest of the machine burnt meanwhile (nothing should run), and
         # "steal" what the hypervisor gave to other guests: a run with either is a noisy run.
