@@ -71,9 +71,7 @@ def serve(
     except NewsrecError as exc:
         _error(str(exc))
         raise typer.Exit(2) from exc
-    except (OSError, RuntimeError) as exc:  # OSError includes TimeoutError (Stack.wait_ready)
-        if isinstance(exc, RuntimeError) and not _is_bind_failure(exc):
-            raise  # a bug: keep its traceback
+    except OSError as exc:  # a bind failure (services.server._bind) or TimeoutError (Stack.wait_ready)
         _error(f"cannot serve: {exc}" + ("" if isinstance(exc, TimeoutError) else ports))
         raise typer.Exit(1) from exc
 
@@ -81,11 +79,6 @@ def serve(
 def _error(message: str) -> None:
     """One line on stderr, however long: the message is not wrapped or read as markup."""
     _err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
-
-
-def _is_bind_failure(exc: RuntimeError) -> bool:
-    """grpc's `add_insecure_port` raises RuntimeError("Failed to bind to address ...")."""
-    return str(exc).startswith("Failed to bind to address")
 
 
 def _print_ports(stack: object) -> None:
