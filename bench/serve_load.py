@@ -310,36 +310,29 @@ def machine_cpu_seconds() -> dict[str, float]:
     return {"softirq": fields[6] / tick, "steal": fields[7] / tick}
 
 
-def all_processes_cpu_seconds() -> dict[int, float]:
-    """CPU seconds so far of every process on the machine (kernel threads included), read the
-    same way as our own processes' so that the difference is "everything else"; /proc/stat's
-    busy total is tick-sampled on this VM and disagreed with the per-process sums by up to
-    1.5 ms per request."""
+def process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds so far) of every process on the machine, kernel
+    threads included, read the same way as our own processes' so that differences between
+    two tables are comparable; /proc/stat's busy total is tick-sampled on this VM and
+    disagreed with the per-process sums by up to 1.5 ms per request."""
+    tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with suppress(OSError, ValueError, IndexError):
-                out[int(entry.name)] = process_cpu_seconds(int(entry.name))
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                out[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
     return out
 
 
-def descendants_cpu_seconds(roots: list[int]) -> float:
+def descendants_cpu_seconds(table: dict[int, tuple[int, float]], roots: list[int]) -> float:
     """CPU seconds of every process below `roots` that the benchmark does not track itself
     (e.g. the Milvus Lite server that retrieval starts), so it is not counted as "other"."""
-    parent: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError):
-                parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
     found, frontier = set(), set(roots)
     while frontier:
-        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
+        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier} - found
         found |= frontier
-    total = 0.0
-    for pid in found - set(roots):
-        with suppress(OSError):
-            total += process_cpu_seconds(pid)
-    return total
+    return sum(table[pid][1] for pid in found - set(roots))
 
 
 Caller = Callable[[int], Any]  # request index -> future
@@ -436,11 +429,10 @@ def run_target(
             out["closed"][str(c)] = closed_loop(caller, c, args.closed_seconds).summary()
             print(f"{name:6s} closed c={c:<3d} {fmt(out['closed'][str(c)])}", flush=True)
         roots = [p.pid for p in procs.procs]
-        cpu0, machine0, below0 = procs.cpu_seconds(), machine_cpu_seconds(), descendants_cpu_seconds(roots)
-        every0 = all_processes_cpu_seconds()
+        cpu0, machine0, table0 = procs.cpu_seconds(), machine_cpu_seconds(), process_table()
         opened = open_loop(caller, args.rate, args.duration)
-        every1 = all_processes_cpu_seconds()
-        cpu1, machine1, below1 = procs.cpu_seconds(), machine_cpu_seconds(), descendants_cpu_seconds(roots)
+        cpu1, machine1, table1 = procs.cpu_seconds(), machine_cpu_seconds(), process_table()
+        below0, below1 = descendants_cpu_seconds(table0, roots), descendants_cpu_seconds(table1, roots)
         out["open"] = opened.summary()
         timeline = sorted(opened.timeline)
         t0 = timeline[0][0] if timeline else 0.0
@@ -454,7 +446,7 @@ def run_target(
         ours = sum(cpu.values()) * n / 1000
         out["open"]["cpu_ms_per_request"] = cpu
         machine = {k: (machine1[k] - machine0[k]) * 1000 / n for k in machine1}
-        everything = sum(t - every0.get(pid, 0.0) for pid, t in every1.items())
+        everything = sum(t - table0.get(pid, (0, 0.0))[1] for pid, (_, t) in table1.items())
         out["open"]["machine"] = {
             "other_cpu_ms_per_request": round((everything - ours) * 1000 / n, 3),
             "softirq_ms_per_request": round(machine["softirq"], 3),
