@@ -98,3 +98,35 @@ def test_every_reason_the_code_counts_is_started_at_zero() -> None:
         found |= set(re.findall(r'^[A-Z_]+ = "([a-z_]+_(?:unavailable|stale))"$', text, re.M))
     assert {"ranker_unavailable", "index_stale", "cache_unavailable"} <= found  # the scan works
     assert found <= set(DEGRADED_REASONS), found - set(DEGRADED_REASONS)
+
+
+CHART = SERVICES.parent / "helm" / "newsrec"
+_METRIC = re.compile(r"\bnewsrec_[a-z0-9_]+\b")
+
+
+def _exported_names(stack: Stack) -> set[str]:
+    """Sample names a live stack can export, from its families' types (a labelled family
+    with no child yet has no samples, but Prometheus will see its series once it has)."""
+    url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        families = list(text_string_to_metric_families(resp.read().decode()))
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    return {f.name + s for f in families for s in suffixes.get(f.type, ("",))}
+
+
+def test_dashboard_and_alerts_use_only_exported_metrics(fake_stack: Stack) -> None:
+    """Every newsrec_* metric in the Grafana dashboard's queries and in the PrometheusRule
+    template is one the services export (a typo would be a panel or alert that never shows)."""
+    import json
+
+    exported = _exported_names(fake_stack)
+    # labels the ServiceMonitor adds to every target (relabelings), not metric names
+    relabelled = set(re.findall(r"targetLabel: (\w+)", (CHART / "templates/servicemonitor.yaml").read_text()))
+    dashboard = json.loads((CHART / "dashboards/newsrec.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 15
+    sources = {"dashboard": " ".join(exprs), "rules": (CHART / "templates/prometheusrule.yaml").read_text()}
+    for where, text in sources.items():
+        used = set(_METRIC.findall(text)) - relabelled
+        assert used, where
+        assert used <= exported, (where, sorted(used - exported))
