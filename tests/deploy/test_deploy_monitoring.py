@@ -163,6 +163,16 @@ def test_dashboard_panels_cover_what_on_call_needs() -> None:
         assert needed in exprs, needed
     assert "cache_hit_ratio" not in exprs  # the rate of counters, not the since-start gauge
     assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource", "namespace", "variant"}
+    # every panel reads the chosen data source, and no two panels overlap on the 24-wide grid
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in panels)
+    cells: dict[tuple[int, int], str] = {}
+    for p in dashboard["panels"]:
+        pos = p["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, p["title"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, (p["title"], cells.get((x, y)))
+                cells[(x, y)] = p["title"]
 
 
 def test_dashboard_queries_parse(tmp_path: Path) -> None:
