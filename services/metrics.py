@@ -3,15 +3,21 @@
 Names are `newsrec_<service>_<thing>_<unit>`; labels are small fixed sets
 (method, code, variant, and stage/reason/result where a service needs them).
 A per-server registry lets several servers live in one process (tests, `serve --all`).
+
+At server bootstrap (`start_at_zero`, called by services.server.start_server) the
+`_created` series are turned off and every counter whose label values are known up
+front gets its series at 0, so `rate()` and ratios read 0 instead of nothing before the
+first event (an alert on an absent series never fires, a dashboard shows "No data").
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterable, Sequence
 from typing import Self
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 # Latency buckets in seconds: sub-millisecond to a few seconds.
 LATENCY_BUCKETS = (
@@ -32,6 +38,18 @@ LATENCY_BUCKETS = (
     1.0,
 )
 
+
+# Every reason the gateway can count in newsrec_gateway_degraded_total: its own stage
+# failures, plus those copied from the user encoder (cache) and retrieval (stale index).
+DEGRADED_REASONS = (
+    "user_encoder_unavailable",
+    "retrieval_unavailable",
+    "ranker_unavailable",
+    "cache_unavailable",
+    "index_stale",
+)
+CACHE_RESULTS = ("hit", "miss", "error")
+ASSIGNMENTS = ("hash", "forced")
 
 _INSTANCES: weakref.WeakKeyDictionary[CollectorRegistry, dict[type, ServiceMetrics]]
 _INSTANCES = weakref.WeakKeyDictionary()
@@ -64,6 +82,34 @@ class ServiceMetrics:
             registry=registry,
         )
 
+    def owns(self, histogram: Histogram | None) -> bool:
+        """Whether `histogram` is one of this service's request histograms."""
+        return histogram is self.request_seconds
+
+    def start_at_zero(self, variants: Sequence[str]) -> None:
+        """Create the known label sets of `variants` at 0 (subclasses list theirs)."""
+
+
+def start_at_zero(
+    registry: CollectorRegistry,
+    histograms: Iterable[Histogram | None],
+    variant: str,
+    gateway_variants: Sequence[str],
+) -> None:
+    """Server bootstrap: `_created` series off, known series of the server's metrics at 0.
+
+    Only the metrics sets owning one of the server's request `histograms` are touched, so
+    a gateway sharing a registry with per-variant servers (`serve --all`) does not add
+    series for its own config's `variant`. The gateway's series are per routed variant."""
+    disable_created_metrics()  # process-wide; idempotent
+    with _LOCK:
+        instances = list(_INSTANCES.get(registry, {}).values())
+    wanted = list(histograms)
+    for metrics in instances:
+        if any(metrics.owns(h) for h in wanted):
+            own = gateway_variants if isinstance(metrics, GatewayMetrics) else [variant]
+            metrics.start_at_zero(own)
+
 
 class UserEncoderMetrics(ServiceMetrics):
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -76,7 +122,7 @@ class UserEncoderMetrics(ServiceMetrics):
         )
         self.cache_hit_ratio = Gauge(
             "newsrec_user_encoder_cache_hit_ratio",
-            "Hits over lookups since start",
+            "Hits over lookups since start (dashboards: rate() of cache_requests_total instead)",
             ("variant",),
             registry=registry,
         )
@@ -101,6 +147,12 @@ class UserEncoderMetrics(ServiceMetrics):
         self._lookups[variant] = self._lookups.get(variant, 0) + 1
         self._hits[variant] = self._hits.get(variant, 0) + (result == "hit")
         self.cache_hit_ratio.labels(variant=variant).set(self._hits[variant] / self._lookups[variant])
+
+    def start_at_zero(self, variants: Sequence[str]) -> None:
+        for variant in variants:
+            for result in CACHE_RESULTS:
+                self.cache_requests.labels(variant=variant, result=result)
+            self.unknown_history.labels(variant=variant)
 
 
 class RetrievalMetrics(ServiceMetrics):
@@ -140,6 +192,13 @@ class RetrievalMetrics(ServiceMetrics):
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+
+    def owns(self, histogram: Histogram | None) -> bool:
+        return histogram is self.request_seconds or histogram is self.news_request_seconds
+
+    def start_at_zero(self, variants: Sequence[str]) -> None:
+        for variant in variants:
+            self.news_upserts.labels(variant=variant)
 
 
 class RankerMetrics(ServiceMetrics):
@@ -188,3 +247,13 @@ class GatewayMetrics(ServiceMetrics):
             ("variant",),
             registry=registry,
         )
+
+    def start_at_zero(self, variants: Sequence[str]) -> None:
+        for variant in variants:
+            for reason in DEGRADED_REASONS:
+                self.degraded.labels(variant=variant, reason=reason)
+            for assignment in ASSIGNMENTS:
+                self.variant_requests.labels(variant=variant, assignment=assignment)
+            for result in CACHE_RESULTS:
+                self.user_cache.labels(variant=variant, result=result)
+            self.unknown_history.labels(variant=variant)

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
 from services.config import ServeConfig
 from services.interceptors import ErrorMetricsInterceptor
+from services.metrics import start_at_zero
 
 log = logging.getLogger("services.server")
 
@@ -105,6 +106,7 @@ def start_server(
     server = NewsrecServer(grpc_server, port, health_servicer, names, registry)
     server.bindings = list(bindings)
     server.set_serving(False)
+    start_at_zero(registry, histograms.values(), config.variant, [v.name for v in config.gateway.variants])
     if start_metrics and config.metrics_port is not None:
         httpd, _ = start_http_server(config.metrics_port, registry=registry)
         server._httpd = httpd

@@ -1,7 +1,8 @@
 """Split rendered Helm output for validation, and validate the CRD objects ourselves.
 
 kubernetes-validate knows only built-in kinds; for the custom resources the chart
-renders (prometheus-operator ServiceMonitor, Istio VirtualService and DestinationRule)
+renders (prometheus-operator ServiceMonitor and PrometheusRule, Istio VirtualService and
+DestinationRule)
 this script applies its own JSON schemas, written from the fields of the upstream
 CRDs that the chart uses (strict: unknown fields fail), plus cross-object checks
 (every routed subset exists, route weights sum to 100). Built-in objects are written
@@ -195,8 +196,62 @@ DESTINATION_RULE = _resource(
     ),
 )
 
+# Prometheus durations as the PrometheusRule CRD's pattern allows them ("5m", "1h30m", "0").
+_PROM_DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
+_ALERT_ONLY = ("alert", "for", "keep_firing_for", "annotations")
+_RULE = {
+    **_closed(
+        {
+            "record": {"type": "string", "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
+            "alert": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
+            "expr": _STR,
+            "for": _PROM_DURATION,
+            "keep_firing_for": _PROM_DURATION,
+            "labels": _LABELS,
+            "annotations": _LABELS,
+        },
+        ("expr",),
+    ),
+    # exactly one of record / alert; a recording rule has no `for` and no annotations
+    "oneOf": [
+        {"required": ["record"], "not": {"anyOf": [{"required": [k]} for k in _ALERT_ONLY]}},
+        {"required": ["alert"], "not": {"required": ["record"]}},
+    ],
+}
+
+# monitoring.coreos.com/v1 PrometheusRule, the fields of the upstream CRD's rule groups.
+PROMETHEUS_RULE = _resource(
+    "monitoring.coreos.com/v1",
+    "PrometheusRule",
+    _closed(
+        {
+            "groups": {
+                "type": "array",
+                "minItems": 1,
+                "items": _closed(
+                    {
+                        "name": _STR,
+                        "interval": _PROM_DURATION,
+                        "query_offset": _PROM_DURATION,
+                        "limit": {"type": "integer", "minimum": 0},
+                        "partial_response_strategy": {"type": "string", "pattern": "^([Aa]bort|[Ww]arn)?$"},
+                        "labels": _LABELS,
+                        "rules": {"type": "array", "minItems": 1, "items": _RULE},
+                    },
+                    ("name", "rules"),
+                ),
+            }
+        },
+        ("groups",),
+    ),
+)
+
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
     ("networking.istio.io/v1", "VirtualService"): VIRTUAL_SERVICE,
     ("networking.istio.io/v1", "DestinationRule"): DESTINATION_RULE,
 }
@@ -268,6 +323,21 @@ def check_istio_routes(path: Path, docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def check_rule_groups(path: Path, docs: list[dict[str, Any]]) -> list[str]:
+    """Group names are unique per PrometheusRule (Prometheus refuses a duplicate), and so
+    are alert names within a group."""
+    problems: list[str] = []
+    for rule in (d for d in docs if d.get("kind") == "PrometheusRule"):
+        names = [g.get("name") for g in rule["spec"].get("groups", [])]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"{_where(path, rule)}: group {dup!r} is defined twice")
+        for group in rule["spec"].get("groups", []):
+            alerts = [r["alert"] for r in group.get("rules", []) if "alert" in r]
+            for dup in sorted({a for a in alerts if alerts.count(a) > 1}):
+                problems.append(f"{_where(path, rule)}: alert {dup!r} twice in group {group.get('name')!r}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     """Validate CRDs, write built-in objects to OUT_DIR; print problems, return the exit code."""
     if len(argv) < 2:
@@ -288,6 +358,7 @@ def main(argv: list[str]) -> int:
         for doc in crds:
             problems += check_crd(path, doc)
         problems += check_istio_routes(path, crds)
+        problems += check_rule_groups(path, [d for d in crds if "spec" in d])
         (out_dir / path.name).write_text(yaml.safe_dump_all(core, sort_keys=False))
         kinds = ", ".join(sorted({f"{d['kind']}" for d in crds})) or "none"
         print(f"{path.name}: {len(core)} built-in objects for kubernetes-validate; own checks: {kinds}")
