@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from newsrec.cli.gate import gate
 from newsrec.errors import NewsrecError
 
 _err = Console(stderr=True, soft_wrap=True)  # never break paths or ids across lines
@@ -47,6 +48,7 @@ def embed(
     from newsrec.embed.config import PrecomputeConfig, ProviderConfig
     from newsrec.embed.precompute import FAILURES_FILE, precompute
 
+    gate("embed", news=news)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         pcfg = ProviderConfig(

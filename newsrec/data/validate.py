@@ -2,17 +2,25 @@
 
 `validate_dataset` never raises on bad data: a missing directory or file, an empty
 news.tsv or too many bad rows make the report unusable with a one-line reason.
+`require_usable` (datasets), `require_usable_news` (news files) and `require_embeddings`
+(text-embedding tables) are the one gate every entry point calls before any work: they
+raise `UnusableData` with that same reason.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from newsrec.data.dataset import find_splits, load_split
+from newsrec.data.reader import read_news
 from newsrec.data.types import MindSplit
+from newsrec.embed.store import IDS_FILE, VECTORS_FILE, load_embeddings
 from newsrec.errors import DataError
 
 FIRST_LINES = 10  # file:line locations kept per bad-row reason
@@ -138,3 +146,71 @@ def validate_dataset(root: str | Path, max_bad_share: float = 0.01) -> Validatio
     if failed:
         report.usable, report.reason = False, failed[0].reason
     return report
+
+
+# --- the one validation gate of every entry point ----------------------------------
+
+
+class UnusableData(DataError):
+    """`data validate` calls the input unusable; the message is its file:line reason."""
+
+
+def require_usable(root: str | Path, max_bad_share: float = 0.01) -> ValidationReport:
+    """The gate of `train`, `kg`, `ablation`, `evaluate` and the pipeline: raise
+    UnusableData with `data validate`'s reason unless the dataset is usable."""
+    report = validate_dataset(root, max_bad_share=max_bad_share)
+    if not report.usable:
+        raise UnusableData(report.reason)
+    return report
+
+
+def require_usable_news(paths: Sequence[str | Path], max_bad_share: float = 0.01) -> None:
+    """The gate of `embed`: every news.tsv must have usable rows and few bad ones."""
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise UnusableData(f"{path}: news file not found")
+        articles, bad = read_news(path)
+        rows = len(articles) + len(bad)
+        if not articles:
+            first = (
+                f" ({len(bad)} bad rows, first {bad[0].file}:{bad[0].line}: {bad[0].reason})" if bad else ""
+            )
+            raise UnusableData(f"{path}: no usable news rows{first}")
+        if len(bad) / rows > max_bad_share:
+            raise UnusableData(
+                f"{path}: {len(bad)} bad rows of {rows} ({len(bad) / rows:.2%} > {max_bad_share:.2%}), "
+                f"first {bad[0].file}:{bad[0].line}: {bad[0].reason}"
+            )
+
+
+def require_embeddings(
+    directory: str | Path, data: str | Path, splits: Sequence[str] = ("train", "dev")
+) -> None:
+    """Refuse a text-embedding table that is empty, zero-dimensional, not finite, or lacks
+    a vector for a news id of the `splits` of `data` (the articles training encodes)."""
+    directory = Path(directory)
+    table = load_embeddings(directory)
+    vec_file = directory / VECTORS_FILE
+    if table.vectors.shape[0] == 0:
+        raise UnusableData(f"{vec_file}: empty embedding table (0 vectors)")
+    if table.dim == 0:
+        raise UnusableData(f"{vec_file}: zero-dimensional vectors (shape {table.vectors.shape})")
+    finite = np.isfinite(table.vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise UnusableData(f"{vec_file}: row {row} ({table.ids[row]}) is not finite")
+    missing: list[str] = []
+    wanted = 0
+    for name, path in find_splits(data).items():
+        if name not in splits:
+            continue
+        articles, _bad = read_news(path / "news.tsv")
+        wanted += len(articles)
+        missing.extend(a.news_id for a in articles if table.row(a.news_id) is None)
+    missing = list(dict.fromkeys(missing))
+    if missing:
+        raise UnusableData(
+            f"{directory / IDS_FILE}: {len(missing)} news ids of {data} have no vector (first: "
+            f"{', '.join(missing[:5])}); embed the news.tsv of every split (newsrec embed --news ...)"
+        )
