@@ -48,7 +48,6 @@ def embed(
     from newsrec.embed.config import PrecomputeConfig, ProviderConfig
     from newsrec.embed.precompute import FAILURES_FILE, precompute
 
-    gate("embed", news=news)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         pcfg = ProviderConfig(
@@ -73,6 +72,7 @@ def embed(
         )
     except ValidationError as exc:
         raise _config_error(exc) from None
+    gate("embed", news=news)  # options first (cheap), then the files, then any work
     try:
         report = precompute(news, config, out)
     except NewsrecError as exc:
