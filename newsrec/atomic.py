@@ -64,14 +64,18 @@ def _files(directory: Path, skip: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def seal(directory: Path, kind: str, fmt: int, skip: Iterable[str] = ()) -> dict[str, Any]:
-    """Hash every file of `directory` into its manifest.json (written atomically, last)."""
+def seal(
+    directory: Path, kind: str, fmt: int, skip: Iterable[str] = (), closed: bool = True
+) -> dict[str, Any]:
+    """Hash every file of `directory` into its manifest.json (written atomically, last).
+    `closed`: `verify` refuses files added later (False: they are ignored)."""
     files = {rel: {"sha256": sha256_file(directory / rel), "size": (directory / rel).stat().st_size}
              for rel in _files(directory, skip)}  # fmt: skip
     manifest = {
         "manifest_format": MANIFEST_FORMAT,
         "kind": kind,
         "format": fmt,
+        "closed": closed,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": files,
     }
@@ -79,34 +83,42 @@ def seal(directory: Path, kind: str, fmt: int, skip: Iterable[str] = ()) -> dict
     return manifest
 
 
-def read_manifest(directory: Path, kind: str) -> dict[str, Any]:
+def read_manifest(directory: Path, kind: str | None) -> dict[str, Any]:
     """The manifest of `directory`; DataError when it is absent, unreadable or of another kind."""
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise DataError(
-            f"{path}: missing: {directory} is a partial {kind} artifact (or one written before "
+            f"{path}: missing: {directory} is a partial {kind or 'sealed'} artifact (or one written before "
             "manifests); refusing to load it, re-create it"
         )
     try:
         manifest = json.loads(path.read_text())
         files = manifest["files"]
-        if manifest.get("kind") != kind or not isinstance(files, dict):
+        if (kind is not None and manifest.get("kind") != kind) or not isinstance(files, dict):
             raise ValueError(f"kind {manifest.get('kind')!r}, expected {kind!r}")
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: invalid manifest ({exc})") from exc
     return dict(manifest)
 
 
+def is_sealed(directory: Path) -> bool:
+    return (directory / MANIFEST_FILE).is_file()
+
+
 def verify(
-    directory: Path | str, kind: str, skip: Iterable[str] = (), extra_ok: bool = False
+    directory: Path | str, kind: str | None = None, skip: Iterable[str] = (), extra_ok: bool = False
 ) -> dict[str, Any]:
     """Recompute every checksum of a sealed directory; DataError names the first bad file.
 
-    `extra_ok` accepts files the manifest does not list (an embedding directory's
-    neighbours); otherwise a file added after sealing is refused like a changed one."""
+    `kind` None accepts the kind the manifest names. A file the manifest does not list is
+    refused like a changed one, unless the manifest is open (`seal(closed=False)`) or
+    `extra_ok` (an embedding directory holds its cache beside the table)."""
     directory = Path(directory)
     skip = tuple(skip)
+    if kind is None:
+        kind = str(read_manifest(directory, None).get("kind"))
     manifest = read_manifest(directory, kind)
+    extra_ok = extra_ok or manifest.get("closed") is False
     where = directory / MANIFEST_FILE
     for rel, entry in sorted(manifest["files"].items()):
         path = directory / rel
@@ -309,6 +321,15 @@ class StagedDir:
     def commit(self) -> Path:
         replace_dir(self.path, self.target, self.owned)
         self.committed = True
+        return self.target
+
+    def commit_new(self) -> Path:
+        """Rename into place only if `target` does not exist (never replace a published
+        version); OSError if it appeared meanwhile."""
+        _fsync_tree(self.path)
+        os.rename(self.path, self.target)  # fails on an existing non-empty directory
+        self.committed = True
+        _fsync_dir(self.target.parent)
         return self.target
 
     def discard(self) -> None:

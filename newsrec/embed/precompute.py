@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from newsrec.atomic import MANIFEST_FILE, clean_stale
 from newsrec.data import read_news
@@ -40,6 +39,7 @@ from newsrec.embed.store import (
     save_embeddings,
 )
 from newsrec.errors import DataError, NewsrecError
+from newsrec.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,8 @@ def precompute(
                 )
             return batch, result.vectors, result.billed_tokens
 
-        bar = tqdm(
-            total=len(todo), unit="text", desc="embed", disable=not config.progress, dynamic_ncols=True
+        bar = progress_bar(
+            total=len(todo), unit="text", desc="embed", enabled=config.progress, dynamic_ncols=True
         )
         with bar, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
             pending: dict[Future[tuple[list[int], np.ndarray, int]], list[int]] = {}

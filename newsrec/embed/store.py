@@ -63,7 +63,7 @@ def save_embeddings(out_dir: Path, table: EmbeddingTable) -> None:
         np.save(stage.path / VECTORS_FILE, vectors, allow_pickle=False)
         (stage.path / IDS_FILE).write_text(json.dumps(table.ids))
         (stage.path / METADATA_FILE).write_text(json.dumps(table.metadata, indent=2, sort_keys=True))
-        seal(stage.path, EMBEDDINGS_KIND, TABLE_FORMAT)
+        seal(stage.path, EMBEDDINGS_KIND, TABLE_FORMAT, closed=False)  # the cache lives beside it
         stage.commit()
 
 
@@ -79,7 +79,7 @@ def load_embeddings(directory: Path) -> EmbeddingTable:
             f"{directory / MANIFEST_FILE}: missing: a partial table or one written before manifests; "
             "run the same `newsrec embed` again (cached vectors are reused) to re-create it"
         )
-    verify(directory, EMBEDDINGS_KIND, extra_ok=True)  # the cache and other neighbours are not the table
+    verify(directory, EMBEDDINGS_KIND)  # open manifest: the cache and other neighbours are not the table
     vectors = np.load(directory / VECTORS_FILE, allow_pickle=False)
     if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
         raise DataError(f"{directory / VECTORS_FILE}: empty or zero-dimensional (shape {vectors.shape})")

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from newsrec.atomic import StagedDir, pause_point, write_text_atomic
 from newsrec.data import load_dataset
@@ -27,6 +26,7 @@ from newsrec.eval.metrics import auc
 from newsrec.models.artifact import ArtifactModel, load_serving
 from newsrec.models.export import seal_serving
 from newsrec.models.ranker import FEATURES, RankerMLP, ranker_features
+from newsrec.progress import progress_bar
 from newsrec.train.config import RankerConfig, RankerResult, TrainConfig
 from newsrec.train.prepare import split_impressions
 
@@ -123,7 +123,7 @@ def train_ranker(
     mlp.std.copy_(xt.std(0).clamp(min=1e-3))
     opt = torch.optim.AdamW(mlp.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
-    for _ in tqdm(range(config.epochs), desc="ranker", leave=False):
+    for _ in progress_bar(range(config.epochs), desc="ranker", leave=False):
         perm = torch.randperm(len(xt), generator=gen)
         for s in range(0, len(perm), config.batch_size):
             idx = perm[s : s + config.batch_size]

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from newsrec.atomic import StagedDir
 from newsrec.data.types import Impression
@@ -21,6 +20,7 @@ from newsrec.eval.metrics import auc
 from newsrec.models.export import export_serving, seal_serving
 from newsrec.models.features import NewsFeatures
 from newsrec.models.two_tower import FeatureTensors, TwoTower, all_news_vectors, user_vectors
+from newsrec.progress import progress_bar
 from newsrec.train.config import TrainConfig, TrainResult
 from newsrec.train.data import ImpressionArrays, make_samples, sample_negatives, to_arrays
 from newsrec.train.logging import MetricsLogger
@@ -176,10 +176,10 @@ def _train_into(config: TrainConfig, inputs: Inputs | None, run: Path) -> TrainR
         model.train()
         perm = rng.permutation(len(samples.imp))
         losses = []
-        bar = tqdm(
+        bar = progress_bar(
             range(0, len(perm), config.batch_size),
             desc=f"epoch {epoch}",
-            disable=not config.progress,
+            enabled=config.progress,
             leave=False,
         )
         t0 = time.perf_counter()
