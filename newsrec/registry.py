@@ -276,6 +276,7 @@ class Registry:
                     f"({vdir}); publish a new version instead"
                 )
             (tmp / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+            atomic.pause_point("publish-commit")  # the kill tests stop here
             stage.commit_new()  # a rename that fails if another publish got there first
         finally:
             stage.discard()

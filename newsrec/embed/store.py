@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from newsrec.atomic import MANIFEST_FILE, StagedDir, seal, verify
+from newsrec.atomic import MANIFEST_FILE, StagedDir, pause_point, seal, verify
 from newsrec.errors import DataError
 
 VECTORS_FILE = "vectors.npy"
@@ -64,6 +64,7 @@ def save_embeddings(out_dir: Path, table: EmbeddingTable) -> None:
         (stage.path / IDS_FILE).write_text(json.dumps(table.ids))
         (stage.path / METADATA_FILE).write_text(json.dumps(table.metadata, indent=2, sort_keys=True))
         seal(stage.path, EMBEDDINGS_KIND, TABLE_FORMAT, closed=False)  # the cache lives beside it
+        pause_point("embed-commit")  # the kill tests stop here: new table complete, not swapped in
         stage.commit()
 
 
