@@ -188,12 +188,8 @@ def require_embeddings(
     """Refuse a text-embedding table that is empty, zero-dimensional, not finite, or lacks
     a vector for a news id of the `splits` of `data` (the articles training encodes)."""
     directory = Path(directory)
-    table = load_embeddings(directory)
+    table = load_embeddings(directory)  # refuses partial, edited, empty and 0-dim tables
     vec_file = directory / VECTORS_FILE
-    if table.vectors.shape[0] == 0:
-        raise UnusableData(f"{vec_file}: empty embedding table (0 vectors)")
-    if table.dim == 0:
-        raise UnusableData(f"{vec_file}: zero-dimensional vectors (shape {table.vectors.shape})")
     finite = np.isfinite(table.vectors).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
