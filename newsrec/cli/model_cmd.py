@@ -61,7 +61,7 @@ def train(
     from newsrec.train.config import RankerConfig, TrainConfig
     from newsrec.train.run import train_run
 
-    gate("train", data, None if no_llm else embeddings)
+    splits = gate("train", data, None if no_llm else embeddings)
     _threads(threads)
     try:
         cfg = TrainConfig(
@@ -87,7 +87,8 @@ def train(
                 max_history=max_history,
             ),
         )
-        result, rank = train_run(cfg, RankerConfig(run=out, data=data, seed=seed) if ranker else None)
+        rcfg = RankerConfig(run=out, data=data, seed=seed) if ranker else None
+        result, rank = train_run(cfg, rcfg, splits=splits)  # the ranker reuses the gate's load
     except (NewsrecError, ValidationError, ValueError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"run {out}")

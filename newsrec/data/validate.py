@@ -126,8 +126,12 @@ def summarize_split(split: MindSplit, path: Path, max_bad_share: float) -> Split
     return report
 
 
-def validate_dataset(root: str | Path, max_bad_share: float = 0.01) -> ValidationReport:
-    """Validate a split directory or a dataset root (train/, dev/, optional test/)."""
+def validate_dataset(
+    root: str | Path, max_bad_share: float = 0.01, keep: dict[str, MindSplit] | None = None
+) -> ValidationReport:
+    """Validate a split directory or a dataset root (train/, dev/, optional test/).
+    The loaded splits go into `keep` when given (what `load_dataset` would return), so
+    a gate in front of training does not read the files twice."""
     root = Path(root)
     report = ValidationReport(root=str(root), max_bad_share=max_bad_share)
     try:
@@ -135,9 +139,12 @@ def validate_dataset(root: str | Path, max_bad_share: float = 0.01) -> Validatio
     except DataError as exc:
         report.usable, report.reason = False, str(exc)
         return report
+    entity_cache: dict[str, Any] = {}  # as load_dataset: parse the shared news rows' entities once
     for name, path in splits.items():
         try:
-            split = load_split(path, name)
+            split = load_split(path, name, entity_cache)
+            if keep is not None:
+                keep[name] = split
         except DataError as exc:
             report.splits.append(SplitReport(name=name, path=str(path), usable=False, reason=str(exc)))
             continue
@@ -155,10 +162,13 @@ class UnusableData(DataError):
     """`data validate` calls the input unusable; the message is its file:line reason."""
 
 
-def require_usable(root: str | Path, max_bad_share: float = 0.01) -> ValidationReport:
+def require_usable(
+    root: str | Path, max_bad_share: float = 0.01, keep: dict[str, MindSplit] | None = None
+) -> ValidationReport:
     """The gate of `train`, `kg`, `ablation`, `evaluate` and the pipeline: raise
-    UnusableData with `data validate`'s reason unless the dataset is usable."""
-    report = validate_dataset(root, max_bad_share=max_bad_share)
+    UnusableData with `data validate`'s reason unless the dataset is usable (the loaded
+    splits go into `keep`, see `validate_dataset`)."""
+    report = validate_dataset(root, max_bad_share=max_bad_share, keep=keep)
     if not report.usable:
         raise UnusableData(report.reason)
     return report
@@ -183,10 +193,14 @@ def require_usable_news(paths: Sequence[str | Path], max_bad_share: float = 0.01
 
 
 def require_embeddings(
-    directory: str | Path, data: str | Path, splits: Sequence[str] = ("train", "dev")
+    directory: str | Path,
+    data: str | Path,
+    splits: Sequence[str] = ("train", "dev"),
+    loaded: dict[str, MindSplit] | None = None,
 ) -> None:
     """Refuse a text-embedding table that is empty, zero-dimensional, not finite, or lacks
-    a vector for a news id of the `splits` of `data` (the articles training encodes)."""
+    a vector for a news id of the `splits` of `data` (the articles training encodes);
+    `loaded` splits of `data` spare reading its news files again."""
     directory = Path(directory)
     table = load_embeddings(directory)  # refuses partial, edited, empty and 0-dim tables
     vec_file = directory / VECTORS_FILE
@@ -194,17 +208,16 @@ def require_embeddings(
     if not finite.all():
         row = int(np.argmin(finite))
         raise UnusableData(f"{vec_file}: row {row} ({table.ids[row]}) is not finite")
-    missing: list[str] = []
-    wanted = 0
+    wanted: dict[str, None] = {}  # news ids in file order, once
     for name, path in find_splits(data).items():
-        if name not in splits:
-            continue
-        articles, _bad = read_news(path / "news.tsv")
-        wanted += len(articles)
-        missing.extend(a.news_id for a in articles if table.row(a.news_id) is None)
-    missing = list(dict.fromkeys(missing))
+        if name in splits:
+            if loaded and name in loaded:
+                wanted.update(dict.fromkeys(loaded[name].news))
+            else:
+                wanted.update(dict.fromkeys(a.news_id for a in read_news(path / "news.tsv")[0]))
+    missing = [i for i in wanted if table.row(i) is None]
     if missing:
         raise UnusableData(
-            f"{directory / IDS_FILE}: {len(missing)} news ids of {data} have no vector (first: "
-            f"{', '.join(missing[:5])}); embed the news.tsv of every split (newsrec embed --news ...)"
+            f"{directory / IDS_FILE}: {len(missing)} of {len(wanted)} news ids of {data} have no vector "
+            f"(first: {', '.join(missing[:5])}); embed the news.tsv of every split (newsrec embed --news ...)"
         )
