@@ -23,14 +23,14 @@ def ingest_data(
     import shutil
     from pathlib import Path
 
-    from newsrec.data.validate import validate_dataset
-    from newsrec.errors import DataError
+    from newsrec.data.validate import UnusableData, validate_dataset
 
+    # The gate of every entry point (newsrec.data.validate.require_usable), keeping the report.
     result = validate_dataset(Path(data_dir), max_bad_share=max_bad_share)
     text = json.dumps(result.to_dict(), default=str, indent=2)
     Path(report.path).write_text(f"# Data validation: {data_dir}\n\n```json\n{text}\n```\n")
     if not result.usable:
-        raise DataError(f"dataset {data_dir} is not usable: {result.reason}")
+        raise UnusableData(result.reason)  # the file:line reason of `newsrec data validate`
     shutil.copytree(data_dir, dataset.path, ignore=shutil.ignore_patterns(".*"))
     dataset.metadata["source"] = data_dir
     dataset.metadata["fingerprint"] = data_fingerprint

@@ -23,9 +23,11 @@ def publish_model(
     import json
     from pathlib import Path
 
+    from newsrec.models.artifact import verify_serving
     from newsrec.registry import publish
 
     run_dir = Path(run.path) / str(run.metadata["run_subdir"])
+    verify_serving(run_dir / "serving")  # never publish a partial or edited artifact
     metrics = json.loads((Path(evaluation.path) / "metrics.json").read_text())
     flat = {
         f"{scorer}_{key}": float(s[key])

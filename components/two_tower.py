@@ -28,10 +28,12 @@ def train_two_tower(
 
     import torch
 
+    from newsrec.data.validate import require_embeddings
     from newsrec.models.towers import ModelConfig
     from newsrec.train.config import TrainConfig
     from newsrec.train.two_tower import train_two_tower as train
 
+    require_embeddings(Path(embeddings.path), Path(dataset.path))  # empty / 0-dim / not covering
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     cfg = TrainConfig(
         data=Path(dataset.path),

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from newsrec import atomic
 from newsrec.errors import DataError, InvalidInput, NotFound
 
 MANIFEST_FILE = "manifest.json"
@@ -94,10 +94,14 @@ class Manifest(_Strict):
             )
         return self.version_dir() / self.artifacts[key].path
 
-    def verify(self) -> None:
-        """Recompute every checksum; raise DataError naming the first file that differs or is missing."""
+    def verify(self, keys: Iterable[str] | None = None) -> None:
+        """Recompute every checksum (of the artifacts `keys`, default all); raise DataError
+        naming the first file that differs or is missing."""
         base = self.version_dir()
+        wanted = None if keys is None else set(keys)
         for key, entry in sorted(self.artifacts.items()):
+            if wanted is not None and key not in wanted:
+                continue
             art = base / entry.path
             for f in entry.files:
                 path = art / f.path if entry.kind == "dir" else art
@@ -139,12 +143,15 @@ def _copy_artifact(key: str, src: Path, dest_root: Path) -> ArtifactEntry:
     if not src.exists():
         raise NotFound(f"{src}: artifact {key!r} does not exist")
     if src.is_dir():
+        sealed = atomic.verify(src) if atomic.is_sealed(src) else None  # never publish a partial run
         dest = dest_root / key
         shutil.copytree(src, dest)
         files = [
             FileEntry(path=rel, sha256=_sha256(dest / rel), size=(dest / rel).stat().st_size)
             for rel in _list_files(dest)
         ]
+        if sealed is not None:
+            _same_as_sealed(src, files, sealed)
         return ArtifactEntry(path=key, kind="dir", files=files)
     dest = dest_root / key / src.name
     dest.parent.mkdir(parents=True)
@@ -153,17 +160,17 @@ def _copy_artifact(key: str, src: Path, dest_root: Path) -> ArtifactEntry:
     return ArtifactEntry(path=f"{key}/{src.name}", kind="file", files=[entry])
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _same_as_sealed(src: Path, copied: list[FileEntry], sealed: dict[str, Any]) -> None:
+    """The copy must hold the bytes the source's own manifest lists (nothing changed
+    between its verification and the copy, nothing lost in the copy)."""
+    listed = sealed["files"]
+    for f in copied:
+        want = listed.get(f.path)
+        if want is not None and want.get("sha256") != f.sha256:
+            raise DataError(f"{src / f.path}: changed while it was being published (sha256 differs)")
+
+
+_write_atomic = atomic.write_text_atomic
 
 
 class Registry:
@@ -184,7 +191,12 @@ class Registry:
         d = self.model_dir(name)
         if not d.is_dir():
             return []
-        found = [p for p in d.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file()]
+        # A hidden directory is a publish in progress or killed: never a version.
+        found = [
+            p
+            for p in d.iterdir()
+            if not p.name.startswith(".") and p.is_dir() and (p / MANIFEST_FILE).is_file()
+        ]
         return [p.name for p in sorted(found, key=lambda p: (self._load(p).created_at, p.name))]
 
     def current(self, name: str) -> str | None:
@@ -236,7 +248,8 @@ class Registry:
         """
         vdir = self.model_dir(name) / _check_name("version", version)
         vdir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=vdir.parent))
+        stage = atomic.StagedDir(vdir)  # also removes what a killed publish of it left
+        tmp = stage.path
         try:
             entries = {key: _copy_artifact(key, Path(src), tmp) for key, src in sorted(artifacts.items())}
             manifest = Manifest(
@@ -254,7 +267,7 @@ class Registry:
             if vdir.exists():
                 existing = self._load(vdir)
                 if _same_content(existing, manifest):
-                    shutil.rmtree(tmp)
+                    stage.discard()
                     if set_current:
                         self.set_current(name, version)
                     return existing
@@ -263,10 +276,10 @@ class Registry:
                     f"({vdir}); publish a new version instead"
                 )
             (tmp / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
-            os.replace(tmp, vdir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            atomic.pause_point("publish-commit")  # the kill tests stop here
+            stage.commit_new()  # a rename that fails if another publish got there first
+        finally:
+            stage.discard()
         if set_current:
             self.set_current(name, version)
         return self.resolve(name, version)
@@ -292,3 +305,22 @@ def publish(
     return Registry(registry_root).publish(
         name, version, artifacts, config, metrics, embedding, index_info, set_current
     )
+
+
+def verify_artifact_dir(directory: Path) -> bool:
+    """Verify a directory artifact of a registry version by that version's checksums.
+    False when `directory` is not one (then nothing was checked); DataError when it fails.
+    Lets `load_serving` trust a serving dir published before serving dirs were sealed."""
+    vdir = directory.parent
+    path = vdir / MANIFEST_FILE
+    if not path.is_file():
+        return False
+    try:
+        manifest = Registry._load(vdir)
+    except DataError:
+        return False  # not a registry manifest
+    keys = [k for k, e in manifest.artifacts.items() if e.kind == "dir" and e.path == directory.name]
+    if not keys:
+        return False
+    manifest.verify(keys)
+    return True

@@ -93,6 +93,7 @@ def run(
     """Run the same pipeline on this machine, offline, through kfp.local (subprocess runner)."""
     if not data.is_dir():
         raise typer.BadParameter(f"{data}: not a directory", param_hint="--data")
+    _gate(data)
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     params = _params(
@@ -118,6 +119,13 @@ def run(
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     print_summary(summary)
+
+
+def _gate(data: Path) -> None:
+    """The validation gate of every entry point, before any step runs (newsrec.cli.gate)."""
+    from newsrec.cli.gate import gate
+
+    gate("pipeline run", data)
 
 
 def run_local(params: dict[str, Any], out: Path, cache: bool = True) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from newsrec.cli.gate import gate
 from newsrec.errors import NewsrecError
 
 _err = Console(stderr=True, soft_wrap=True)  # never break paths or ids across lines
@@ -71,6 +72,7 @@ def embed(
         )
     except ValidationError as exc:
         raise _config_error(exc) from None
+    gate("embed", news=news)  # options first (cheap), then the files, then any work
     try:
         report = precompute(news, config, out)
     except NewsrecError as exc:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from newsrec.cli.gate import gate
 from newsrec.errors import NewsrecError
 
 _err = Console(stderr=True)
@@ -58,9 +59,9 @@ def train(
     """Train the two towers (and the ranker); writes RUN/ with checkpoints, metrics and serving/."""
     from newsrec.models.towers import ModelConfig
     from newsrec.train.config import RankerConfig, TrainConfig
-    from newsrec.train.ranker import train_ranker
-    from newsrec.train.two_tower import train_two_tower
+    from newsrec.train.run import train_run
 
+    splits = gate("train", data, None if no_llm else embeddings)
     _threads(threads)
     try:
         cfg = TrainConfig(
@@ -86,8 +87,8 @@ def train(
                 max_history=max_history,
             ),
         )
-        result = train_two_tower(cfg)
-        rank = train_ranker(RankerConfig(run=out, data=data, seed=seed)) if ranker else None
+        rcfg = RankerConfig(run=out, data=data, seed=seed) if ranker else None
+        result, rank = train_run(cfg, rcfg, splits=splits)  # the ranker reuses the gate's load
     except (NewsrecError, ValidationError, ValueError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"run {out}")
@@ -120,6 +121,7 @@ def evaluate(
     """Evaluate a run: metrics.json + report.md (+ PNG plots) in OUT."""
     from newsrec.eval.evaluate import EvalConfig, evaluate_run
 
+    gate("evaluate", data)
     _threads(threads)
     try:
         m = evaluate_run(
@@ -157,6 +159,7 @@ def ablation(
     """Train and evaluate id, id+gnn, id+llm, id+llm+gnn, fusion variants, ranker, popularity."""
     from newsrec.eval.ablation import VARIANTS, AblationConfig, run_ablation
 
+    gate("ablation", data, embeddings)
     _threads(threads)
     try:
         res = run_ablation(
@@ -199,6 +202,7 @@ def kg(
     """Build the news–entity graph (graph.safetensors + graph.json) for `train --kg`."""
     from newsrec.kg.graph import KGConfig, build_kg
 
+    gate("kg", data)
     try:
         summary = build_kg(data, out, KGConfig(max_entities_per_article=max_entities))
     except (NewsrecError, ValidationError) as exc:

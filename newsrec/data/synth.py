@@ -27,11 +27,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from newsrec.data import synth_vocab as V
 from newsrec.data.reader import format_time
 from newsrec.data.synth_text import Catalogue, article_text, build_catalogue
+from newsrec.progress import progress_bar
 
 START = datetime(2019, 11, 9)  # day 0; MIND's train week starts on Nov 9, 2019
 TRAIN_DAYS = 6  # days 0-5 are train, day 6 is dev
@@ -181,7 +181,7 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
     diurnal = _diurnal()
     days = range(-cfg.warmup_days, TRAIN_DAYS + 1)
     nid = [f"N{x}" for x in news_num.tolist()]
-    bar = tqdm(total=len(days) * 24, desc=f"synth {size}", unit="h", disable=not progress)
+    bar = progress_bar(total=len(days) * 24, desc=f"synth {size}", unit="h", enabled=progress)
     for day in days:
         if day < 0:
             n_imp = cfg.warmup_impressions_per_day

@@ -2,17 +2,25 @@
 
 `validate_dataset` never raises on bad data: a missing directory or file, an empty
 news.tsv or too many bad rows make the report unusable with a one-line reason.
+`require_usable` (datasets), `require_usable_news` (news files) and `require_embeddings`
+(text-embedding tables) are the one gate every entry point calls before any work: they
+raise `UnusableData` with that same reason.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from newsrec.data.dataset import find_splits, load_split
+from newsrec.data.reader import read_news
 from newsrec.data.types import MindSplit
+from newsrec.embed.store import IDS_FILE, VECTORS_FILE, load_embeddings
 from newsrec.errors import DataError
 
 FIRST_LINES = 10  # file:line locations kept per bad-row reason
@@ -118,8 +126,12 @@ def summarize_split(split: MindSplit, path: Path, max_bad_share: float) -> Split
     return report
 
 
-def validate_dataset(root: str | Path, max_bad_share: float = 0.01) -> ValidationReport:
-    """Validate a split directory or a dataset root (train/, dev/, optional test/)."""
+def validate_dataset(
+    root: str | Path, max_bad_share: float = 0.01, keep: dict[str, MindSplit] | None = None
+) -> ValidationReport:
+    """Validate a split directory or a dataset root (train/, dev/, optional test/).
+    The loaded splits go into `keep` when given (what `load_dataset` would return), so
+    a gate in front of training does not read the files twice."""
     root = Path(root)
     report = ValidationReport(root=str(root), max_bad_share=max_bad_share)
     try:
@@ -127,9 +139,12 @@ def validate_dataset(root: str | Path, max_bad_share: float = 0.01) -> Validatio
     except DataError as exc:
         report.usable, report.reason = False, str(exc)
         return report
+    entity_cache: dict[str, Any] = {}  # as load_dataset: parse the shared news rows' entities once
     for name, path in splits.items():
         try:
-            split = load_split(path, name)
+            split = load_split(path, name, entity_cache)
+            if keep is not None:
+                keep[name] = split
         except DataError as exc:
             report.splits.append(SplitReport(name=name, path=str(path), usable=False, reason=str(exc)))
             continue
@@ -138,3 +153,71 @@ def validate_dataset(root: str | Path, max_bad_share: float = 0.01) -> Validatio
     if failed:
         report.usable, report.reason = False, failed[0].reason
     return report
+
+
+# --- the one validation gate of every entry point ----------------------------------
+
+
+class UnusableData(DataError):
+    """`data validate` calls the input unusable; the message is its file:line reason."""
+
+
+def require_usable(
+    root: str | Path, max_bad_share: float = 0.01, keep: dict[str, MindSplit] | None = None
+) -> ValidationReport:
+    """The gate of `train`, `kg`, `ablation`, `evaluate` and the pipeline: raise
+    UnusableData with `data validate`'s reason unless the dataset is usable (the loaded
+    splits go into `keep`, see `validate_dataset`)."""
+    report = validate_dataset(root, max_bad_share=max_bad_share, keep=keep)
+    if not report.usable:
+        raise UnusableData(report.reason)
+    return report
+
+
+def require_usable_news(paths: Sequence[str | Path], max_bad_share: float = 0.01) -> None:
+    """The gate of `embed`: every news.tsv must have usable rows and few bad ones."""
+    for p in paths:
+        path = Path(p)
+        articles, bad = read_news(path)  # DataError naming a missing file
+        rows = len(articles) + len(bad)
+        if not articles:
+            first = (
+                f" ({len(bad)} bad rows, first {bad[0].file}:{bad[0].line}: {bad[0].reason})" if bad else ""
+            )
+            raise UnusableData(f"{path}: no usable news rows{first}")
+        if len(bad) / rows > max_bad_share:
+            raise UnusableData(
+                f"{path}: {len(bad)} bad rows of {rows} ({len(bad) / rows:.2%} > {max_bad_share:.2%}), "
+                f"first {bad[0].file}:{bad[0].line}: {bad[0].reason}"
+            )
+
+
+def require_embeddings(
+    directory: str | Path,
+    data: str | Path,
+    splits: Sequence[str] = ("train", "dev"),
+    loaded: dict[str, MindSplit] | None = None,
+) -> None:
+    """Refuse a text-embedding table that is empty, zero-dimensional, not finite, or lacks
+    a vector for a news id of the `splits` of `data` (the articles training encodes);
+    `loaded` splits of `data` spare reading its news files again."""
+    directory = Path(directory)
+    table = load_embeddings(directory)  # refuses partial, edited, empty and 0-dim tables
+    vec_file = directory / VECTORS_FILE
+    finite = np.isfinite(table.vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise UnusableData(f"{vec_file}: row {row} ({table.ids[row]}) is not finite")
+    wanted: dict[str, None] = {}  # news ids in file order, once
+    for name, path in find_splits(data).items():
+        if name in splits:
+            if loaded and name in loaded:
+                wanted.update(dict.fromkeys(loaded[name].news))
+            else:
+                wanted.update(dict.fromkeys(a.news_id for a in read_news(path / "news.tsv")[0]))
+    missing = [i for i in wanted if table.row(i) is None]
+    if missing:
+        raise UnusableData(
+            f"{directory / IDS_FILE}: {len(missing)} of {len(wanted)} news ids of {data} have no vector "
+            f"(first: {', '.join(missing[:5])}); embed the news.tsv of every split (newsrec embed --news ...)"
+        )

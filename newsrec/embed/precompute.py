@@ -4,7 +4,8 @@ Flow: read and union the news ids -> one text per distinct string (identical tex
 sent once) -> cache lookup -> sort what is missing by token count (less padding for a
 local model) -> batches bounded by count and token budget -> a thread pool sends them
 under the provider's rate limit and retries -> every finished batch is committed to
-the cache at once -> the table is written only when every text has a vector.
+the cache at once -> the table is written only when every text has a vector, into a
+staging directory swapped in when complete and sealed by a manifest (`embed.store`).
 
 A batch that fails for good is reported (ids and reason); nothing is ever filled with
 zeros, and the next run sends only what is still missing.
@@ -21,18 +22,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from newsrec.atomic import MANIFEST_FILE, clean_stale
 from newsrec.data import read_news
 from newsrec.embed.cache import EmbeddingCache, cache_key
 from newsrec.embed.config import PrecomputeConfig
 from newsrec.embed.costs import estimate_cost
 from newsrec.embed.providers import EmbeddingProvider, build_provider
-from newsrec.embed.store import IDS_FILE, METADATA_FILE, VECTORS_FILE, EmbeddingTable, save_embeddings
-from newsrec.errors import NewsrecError
+from newsrec.embed.store import (
+    FAILURES_FILE,
+    IDS_FILE,
+    METADATA_FILE,
+    OWNED,
+    VECTORS_FILE,
+    EmbeddingTable,
+    save_embeddings,
+)
+from newsrec.errors import DataError, NewsrecError
+from newsrec.progress import progress_bar
 
 log = logging.getLogger(__name__)
-FAILURES_FILE = "failures.json"
 
 
 @dataclass
@@ -104,6 +113,9 @@ def _read_union(news_paths: list[Path], report: PrecomputeReport) -> dict[str, s
     texts: dict[str, str] = {}
     for path in news_paths:
         articles, bad = read_news(path)
+        if not articles:  # a table of shape (0, 0) would train a model with text_dim 0
+            where = f"; first bad row {bad[0].file}:{bad[0].line} ({bad[0].reason})" if bad else ""
+            raise DataError(f"{path}: no usable news rows{where}")
         report.bad_rows += len(bad)
         for bad_row in bad[:5]:
             log.warning("%s:%d skipped (%s) %s", bad_row.file, bad_row.line, bad_row.reason, bad_row.detail)
@@ -129,6 +141,7 @@ def precompute(
     report = PrecomputeReport(ok=False, out_dir=str(out_dir), provider="", model="", dimension=None)
     report.news_files = [str(p) for p in paths]
     id_text = _read_union(paths, report)  # before the provider: a bad path fails fast, not after a model load
+    clean_stale(out_dir, OWNED)  # a killed run's staging dir: its cache goes back, the rest away
     provider = provider or build_provider(config.provider)
     report.provider, report.model = provider.name, provider.model
     dims_key = getattr(provider, "dimensions", None)
@@ -169,8 +182,8 @@ def precompute(
                 )
             return batch, result.vectors, result.billed_tokens
 
-        bar = tqdm(
-            total=len(todo), unit="text", desc="embed", disable=not config.progress, dynamic_ncols=True
+        bar = progress_bar(
+            total=len(todo), unit="text", desc="embed", enabled=config.progress, dynamic_ncols=True
         )
         with bar, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
             pending: dict[Future[tuple[list[int], np.ndarray, int]], list[int]] = {}
@@ -219,22 +232,21 @@ def precompute(
         vectors_by_key = cache.get_many(keys) if cache else memory
         ids = list(id_text)
         key_of_text = dict(zip(unique, keys, strict=True))
-        matrix = np.stack([vectors_by_key[key_of_text[id_text[i]]] for i in ids]) if ids else np.zeros((0, 0))
-        report.dimension = int(matrix.shape[1]) if ids else None
+        matrix = np.stack([vectors_by_key[key_of_text[id_text[i]]] for i in ids])
+        report.dimension = int(matrix.shape[1])
         report.ok = True
-        save_embeddings(out_dir, EmbeddingTable(ids, matrix.astype(np.float32), report.metadata()))
-        (out_dir / FAILURES_FILE).unlink(missing_ok=True)
-        return report
     finally:
         if cache is not None:
-            cache.close()
+            cache.close()  # before the swap: the cache directory moves into the new table dir
+    save_embeddings(out_dir, EmbeddingTable(ids, matrix.astype(np.float32), report.metadata()))
+    return report
 
 
 def _write_failures(out_dir: Path, report: PrecomputeReport) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     # A table left by an earlier run would not match these inputs: remove it so that
     # nothing downstream loads an incomplete or stale table.
-    for name in (METADATA_FILE, IDS_FILE, VECTORS_FILE):
+    for name in (MANIFEST_FILE, METADATA_FILE, IDS_FILE, VECTORS_FILE):
         (out_dir / name).unlink(missing_ok=True)
     payload = {
         "failed_ids": report.failed_ids,

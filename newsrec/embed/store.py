@@ -1,4 +1,5 @@
-"""On-disk format of a news embedding table: vectors.npy + ids.json + metadata.json.
+"""On-disk format of a news embedding table: vectors.npy + ids.json + metadata.json,
+sealed by manifest.json (sha256 and size of each; see `newsrec.atomic`).
 
 No pickle: `np.load(..., allow_pickle=False)` and plain JSON.
 """
@@ -12,11 +13,17 @@ from typing import Any
 
 import numpy as np
 
+from newsrec.atomic import MANIFEST_FILE, StagedDir, pause_point, seal, verify
 from newsrec.errors import DataError
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "ids.json"
 METADATA_FILE = "metadata.json"
+FAILURES_FILE = "failures.json"
+# What one table consists of (replaced together); the rest of the directory is kept.
+OWNED = (VECTORS_FILE, IDS_FILE, METADATA_FILE, FAILURES_FILE, MANIFEST_FILE)
+EMBEDDINGS_KIND = "embeddings"
+TABLE_FORMAT = 1
 
 
 @dataclass
@@ -46,27 +53,37 @@ class EmbeddingTable:
 
 
 def save_embeddings(out_dir: Path, table: EmbeddingTable) -> None:
-    """Write the table; files are written to temporary names and renamed, so a crash
-    never leaves a half-written table behind."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vectors = np.ascontiguousarray(table.vectors, dtype=np.float32)
-    tmp_vec = out_dir / (VECTORS_FILE + ".tmp.npy")
-    np.save(tmp_vec, vectors, allow_pickle=False)
-    tmp_ids = out_dir / (IDS_FILE + ".tmp")
-    tmp_ids.write_text(json.dumps(table.ids))
-    tmp_meta = out_dir / (METADATA_FILE + ".tmp")
-    tmp_meta.write_text(json.dumps(table.metadata, indent=2, sort_keys=True))
-    tmp_vec.replace(out_dir / VECTORS_FILE)
-    tmp_ids.replace(out_dir / IDS_FILE)
-    tmp_meta.replace(out_dir / METADATA_FILE)
+    """Write and seal the table atomically: the files go into a hidden sibling of
+    `out_dir` swapped in when complete; everything else in `out_dir` (the resumable
+    cache) is carried over. A crash leaves the previous table, never a mix."""
+    if table.vectors.shape[0] == 0 or table.dim == 0:
+        raise DataError(f"{out_dir}: refusing to write an empty table (shape {table.vectors.shape})")
+    with StagedDir(out_dir, owned=OWNED) as stage:
+        vectors = np.ascontiguousarray(table.vectors, dtype=np.float32)
+        np.save(stage.path / VECTORS_FILE, vectors, allow_pickle=False)
+        (stage.path / IDS_FILE).write_text(json.dumps(table.ids))
+        (stage.path / METADATA_FILE).write_text(json.dumps(table.metadata, indent=2, sort_keys=True))
+        seal(stage.path, EMBEDDINGS_KIND, TABLE_FORMAT, closed=False)  # the cache lives beside it
+        pause_point("embed-commit")  # the kill tests stop here: new table complete, not swapped in
+        stage.commit()
 
 
 def load_embeddings(directory: Path) -> EmbeddingTable:
-    """Read a table written by `save_embeddings`; errors name the missing or bad file."""
+    """Read a table written by `save_embeddings` after verifying its manifest; errors
+    name the missing, partial or edited file."""
+    directory = Path(directory)
     for name in (VECTORS_FILE, IDS_FILE, METADATA_FILE):
         if not (directory / name).is_file():
             raise DataError(f"{directory / name}: missing (not an embedding directory?)")
+    if not (directory / MANIFEST_FILE).is_file():
+        raise DataError(
+            f"{directory / MANIFEST_FILE}: missing: a partial table or one written before manifests; "
+            "run the same `newsrec embed` again (cached vectors are reused) to re-create it"
+        )
+    verify(directory, EMBEDDINGS_KIND)  # open manifest: the cache and other neighbours are not the table
     vectors = np.load(directory / VECTORS_FILE, allow_pickle=False)
+    if vectors.ndim != 2 or vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        raise DataError(f"{directory / VECTORS_FILE}: empty or zero-dimensional (shape {vectors.shape})")
     try:
         ids = json.loads((directory / IDS_FILE).read_text())
         metadata = json.loads((directory / METADATA_FILE).read_text())

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm import tqdm
 
 from newsrec.data import load_dataset
 from newsrec.data.types import Impression, MindSplit
 from newsrec.eval.metrics import MetricAccumulator, recall_hit_at_k
 from newsrec.models.artifact import ArtifactModel, load_serving
+from newsrec.progress import progress_bar
 from newsrec.train.prepare import labeled
 from newsrec.train.ranker import Encoded, encode_impressions
 
@@ -96,7 +96,7 @@ def evaluate_model(model: ArtifactModel, split: MindSplit, cfg: EvalConfig) -> d
     """Metrics dict (see module docstring) of `model` on the labeled impressions of `split`."""
     imps = sample_impressions(labeled(split.impressions), cfg.max_impressions, cfg.seed)
     enc = list(
-        tqdm(encode_impressions(model, imps), total=len(imps), desc="encode", disable=not cfg.progress)
+        progress_bar(encode_impressions(model, imps), total=len(imps), desc="encode", enabled=cfg.progress)
     )
     t = model.table
     cat_names = model.categories
@@ -108,7 +108,7 @@ def evaluate_model(model: ArtifactModel, split: MindSplit, cfg: EvalConfig) -> d
         lambda: {k: MetricAccumulator() for k in score_fns}
     )
     cat_count: dict[str, int] = defaultdict(int)
-    for e in tqdm(enc, desc="score", disable=not cfg.progress):
+    for e in progress_bar(enc, desc="score", enabled=cfg.progress):
         valid = e.cands >= 0
         rows = np.where(valid, e.cands, 0)
         is_cold = ~(t.known[rows] & valid)

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from newsrec.errors import InvalidInput, NotFound, Unavailable
 from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
+from newsrec.progress import progress_bar
 
 META_COLLECTION = "newsrec_meta"
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
@@ -370,7 +370,7 @@ class MilvusIndex:
         )
 
     def _insert(self, coll: str, records: Sequence[NewsRecord]) -> None:
-        bar = tqdm(total=len(records), desc=f"insert {coll}", unit="row", disable=not self.progress)
+        bar = progress_bar(total=len(records), desc=f"insert {coll}", unit="row", enabled=self.progress)
         for start in range(0, len(records), self.batch_size):
             batch = records[start : start + self.batch_size]
             self._call("insert", coll, [_row(r) for r in batch], slow=True)

@@ -20,6 +20,7 @@ import torch
 from safetensors.numpy import load_file
 from threadpoolctl import threadpool_limits
 
+from newsrec.atomic import is_sealed, verify
 from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
 from newsrec.linalg import matmul
@@ -27,6 +28,21 @@ from newsrec.models.ranker import FEATURES, NewsTable, numpy_mlp, ranker_feature
 from newsrec.models.towers import ModelConfig, NewsTower
 
 REQUIRED = ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json")
+SERVING_KIND = "serving"
+
+
+def verify_serving(directory: str | Path) -> None:
+    """Recompute the manifest of a serving dir (written by `export.seal_serving`); DataError
+    names the first file of a partial, mixed, or hand-edited artifact."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise DataError(f"{d}: serving directory not found")
+    if not is_sealed(d):
+        from newsrec.registry import verify_artifact_dir
+
+        if verify_artifact_dir(d):  # published before serving dirs were sealed: the registry's sums
+            return
+    verify(d, SERVING_KIND)
 
 
 def _read_json(path: Path) -> Any:
@@ -41,6 +57,7 @@ class ArtifactModel:
 
     def __init__(self, directory: str | Path) -> None:
         d = Path(directory)
+        verify_serving(d)  # before reading anything: never load a mix of two runs
         for name in REQUIRED:
             if not (d / name).is_file():
                 raise DataError(f"{d / name}: missing (not a serving directory?)")
@@ -220,7 +237,8 @@ class ArtifactModel:
 
 
 def load_serving(directory: str | Path, threads: int | None = 1) -> ArtifactModel:
-    """Load `RUN/serving/` (or a registry artifact dir) for the online services.
+    """Load `RUN/serving/` (or a registry artifact dir) for the online services, after
+    verifying every file against its manifest (a partial or edited artifact is refused).
 
     `threads` sets torch's intra-op threads and numpy's BLAS threads for the process (1: a
     request is a few small matrix products; more threads only add hand-off cost, and

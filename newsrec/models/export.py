@@ -12,6 +12,10 @@ Layout (see docs/models.md):
                            known (titles let the services show news without MIND files)
     popularity.npy         (N,) float32 train click counts
     ranker.safetensors     ranker MLP (after train_ranker); config.json["ranker"] describes it
+    manifest.json          sha256 + size of every other file (written last; verified at load)
+
+Any other file written before sealing (e.g. new feature arrays) is covered by the manifest
+and ignored by loaders that do not know it.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from newsrec.atomic import StagedDir, seal
 from newsrec.kg.graph import KnowledgeGraph
+from newsrec.models.artifact import SERVING_KIND
 from newsrec.models.features import NewsFeatures
 from newsrec.models.two_tower import FeatureTensors, TwoTower, all_news_vectors
 
-FORMAT_VERSION = 1
+# 2: the directory is sealed by manifest.json (sha256 and size of every file), which
+# `load_serving` verifies; an artifact without one is refused as partial.
+FORMAT_VERSION = 2
 
 
 def tower_state(model: TwoTower) -> dict[str, torch.Tensor]:
@@ -43,6 +51,12 @@ def tower_state(model: TwoTower) -> dict[str, torch.Tensor]:
     return {k: v.detach().float().contiguous() for k, v in state.items()}
 
 
+def seal_serving(directory: Path) -> None:
+    """Write the manifest (sha256 + size of every file) that `load_serving` verifies.
+    Call it after the last file is written: later code's files are covered without edits."""
+    seal(directory, SERVING_KIND, FORMAT_VERSION)
+
+
 def export_serving(
     model: TwoTower,
     feats: NewsFeatures,
@@ -51,7 +65,22 @@ def export_serving(
     model_version: str,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write and seal `out_dir` atomically: built in a hidden sibling, swapped in when complete."""
+    with StagedDir(out_dir) as stage:
+        _write_serving(model, feats, graph, stage.path, model_version, extra)
+        seal_serving(stage.path)
+        stage.commit()
+    return out_dir
+
+
+def _write_serving(
+    model: TwoTower,
+    feats: NewsFeatures,
+    graph: KnowledgeGraph | None,
+    out_dir: Path,
+    model_version: str,
+    extra: dict[str, Any] | None,
+) -> None:
     ft = FeatureTensors(feats)
     vecs, weights = all_news_vectors(model, ft)
     cfg = model.cfg.model_copy(update={"num_id_rows": 1})
@@ -92,4 +121,3 @@ def export_serving(
         **(extra or {}),
     }
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
-    return out_dir

@@ -8,21 +8,25 @@ from the impressions before the holdout, as they would be for new traffic.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm import tqdm
 
+from newsrec.atomic import StagedDir, pause_point, write_text_atomic
 from newsrec.data import load_dataset
 from newsrec.data.types import Impression, MindSplit
 from newsrec.eval.metrics import auc
 from newsrec.models.artifact import ArtifactModel, load_serving
+from newsrec.models.export import seal_serving
 from newsrec.models.ranker import FEATURES, RankerMLP, ranker_features
+from newsrec.progress import progress_bar
 from newsrec.train.config import RankerConfig, RankerResult, TrainConfig
 from newsrec.train.prepare import split_impressions
 
@@ -91,11 +95,16 @@ def mean_auc(enc: list[Encoded], scores: list[np.ndarray]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def train_ranker(config: RankerConfig, splits: dict[str, MindSplit] | None = None) -> RankerResult:
+def train_ranker(
+    config: RankerConfig, splits: dict[str, MindSplit] | None = None, workdir: Path | None = None
+) -> RankerResult:
     """Fit the ranker MLP for `config.run`, write `serving/ranker.safetensors` and record
-    it in `serving/config.json`. Returns dev AUC of the ranker and of the dot product."""
+    it in `serving/config.json`. Returns dev AUC of the ranker and of the dot product.
+
+    `serving/` is updated through a copy swapped into place when complete; with `workdir`
+    (the staging dir of a run not yet committed, see `newsrec.train.run`) in place there."""
     torch.manual_seed(config.seed)
-    run = Path(config.run)
+    run = Path(workdir or config.run)
     tcfg = TrainConfig.model_validate_json((run / "config.json").read_text())
     serving_dir = run / "serving"
     model = load_serving(serving_dir, threads=None)
@@ -114,7 +123,7 @@ def train_ranker(config: RankerConfig, splits: dict[str, MindSplit] | None = Non
     mlp.std.copy_(xt.std(0).clamp(min=1e-3))
     opt = torch.optim.AdamW(mlp.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
-    for _ in tqdm(range(config.epochs), desc="ranker", leave=False):
+    for _ in progress_bar(range(config.epochs), desc="ranker", leave=False):
         perm = torch.randperm(len(xt), generator=gen)
         for s in range(0, len(perm), config.batch_size):
             idx = perm[s : s + config.batch_size]
@@ -124,23 +133,41 @@ def train_ranker(config: RankerConfig, splits: dict[str, MindSplit] | None = Non
             opt.step()
     mlp.eval()
     state = {k: v.detach().contiguous() for k, v in mlp.state_dict().items()}
-    save_file(state, str(serving_dir / "ranker.safetensors"))
-    cfg = json.loads((serving_dir / "config.json").read_text())
-    cfg["ranker"] = {
-        "features": list(FEATURES),
-        "hidden": config.hidden,
-        "train_impressions": len(train_imps),
-    }
-    (serving_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+    meta = {"features": list(FEATURES), "hidden": config.hidden, "train_impressions": len(train_imps)}
+    save_ranker(serving_dir, state, meta, in_place=workdir is not None)
     model.ranker = {k: v.numpy() for k, v in state.items()}
     dot_scores = [model.table.vectors[np.maximum(e.cands, 0)] @ e.user for e in enc_dev]
     rank_scores = [model.score_rows(e.user, e.hist, e.cands, e.time) for e in enc_dev]
     result = RankerResult(
-        run_dir=run,
+        run_dir=Path(config.run),
         dev_auc=mean_auc(enc_dev, rank_scores),
         dev_auc_dot=mean_auc(enc_dev, dot_scores),
         train_rows=len(x),
         features=list(FEATURES),
     )
-    (run / "ranker_result.json").write_text(result.model_dump_json(indent=2))
+    write_text_atomic(run / "ranker_result.json", result.model_dump_json(indent=2))
     return result
+
+
+def save_ranker(
+    serving_dir: Path, state: dict[str, torch.Tensor], meta: dict[str, Any], in_place: bool
+) -> None:
+    """Add the ranker to a serving dir and reseal it. Outside a run's own staging dir the
+    dir is copied, updated and swapped in, so a kill never leaves new towers with an old
+    ranker (or the reverse) and the old artifact stays loadable until then."""
+    if in_place:
+        _write_ranker(serving_dir, state, meta)
+        return
+    with StagedDir(serving_dir) as stage:
+        shutil.copytree(serving_dir, stage.path, dirs_exist_ok=True)
+        _write_ranker(stage.path, state, meta)
+        stage.commit()
+
+
+def _write_ranker(directory: Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    save_file(state, str(directory / "ranker.safetensors"))
+    pause_point("ranker-save")  # the kill tests stop here: ranker written, config not yet
+    cfg = json.loads((directory / "config.json").read_text())
+    cfg["ranker"] = meta
+    (directory / "config.json").write_text(json.dumps(cfg, indent=2))
+    seal_serving(directory)

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
+from newsrec.atomic import StagedDir
 from newsrec.data.types import Impression
 from newsrec.eval.metrics import auc
-from newsrec.models.export import export_serving
+from newsrec.models.export import export_serving, seal_serving
 from newsrec.models.features import NewsFeatures
 from newsrec.models.two_tower import FeatureTensors, TwoTower, all_news_vectors, user_vectors
+from newsrec.progress import progress_bar
 from newsrec.train.config import TrainConfig, TrainResult
 from newsrec.train.data import ImpressionArrays, make_samples, sample_negatives, to_arrays
 from newsrec.train.logging import MetricsLogger
@@ -96,9 +97,40 @@ def info_nce(
     return F.cross_entropy(logits, torch.arange(b, device=pos.device))
 
 
-def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainResult:
+# What a run consists of: replaced as a whole by a new run. Anything else in the run
+# directory (a user's data, reports) is carried over untouched.
+RUN_FILES = (
+    "config.json",
+    "ranker_holdout.json",
+    "checkpoints",
+    "serving",
+    "metrics.jsonl",
+    "metrics.csv",
+    "train_result.json",
+    "ranker_result.json",
+)
+
+
+def train_two_tower(
+    config: TrainConfig, inputs: Inputs | None = None, workdir: Path | None = None
+) -> TrainResult:
     """Train the towers, keep `best` (by dev AUC) and `last` checkpoints, export
-    `RUN/serving/` from the best one. `inputs` lets several runs share one load."""
+    `RUN/serving/` from the best one. `inputs` lets several runs share one load.
+
+    The run is written into a hidden sibling of `config.out` and swapped into place when
+    complete, so a killed run leaves the previous one intact. With `workdir` (a caller's
+    staging dir, see `newsrec.train.run`), it is written there and not committed."""
+    if workdir is not None:
+        return _train_into(config, inputs, workdir)
+    with StagedDir(config.out, owned=RUN_FILES) as stage:
+        result = _train_into(config, inputs, stage.path)
+        seal_serving(stage.path / "serving")
+        stage.commit()
+    return result
+
+
+def _train_into(config: TrainConfig, inputs: Inputs | None, run: Path) -> TrainResult:
+    """The training run itself, written into `run` (named as `config.out`)."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
@@ -121,7 +153,7 @@ def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainR
     train_arr = to_arrays(parts.train, feats, mcfg.max_history)
     dev_arr = to_arrays(parts.dev, feats, mcfg.max_history)
     samples = make_samples(train_arr)
-    run = Path(config.out)
+    final = Path(config.out)  # names and paths in the outputs are those of the committed run
     (run / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(config.model_copy(update={"model": mcfg}).model_dump_json(indent=2))
     (run / "ranker_holdout.json").write_text(json.dumps([imp.impression_id for imp in parts.holdout]))
@@ -144,10 +176,10 @@ def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainR
         model.train()
         perm = rng.permutation(len(samples.imp))
         losses = []
-        bar = tqdm(
+        bar = progress_bar(
             range(0, len(perm), config.batch_size),
             desc=f"epoch {epoch}",
-            disable=not config.progress,
+            enabled=config.progress,
             leave=False,
         )
         t0 = time.perf_counter()
@@ -202,7 +234,7 @@ def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainR
     logger.close()
     model.load_state_dict(load_file(str(run / "checkpoints" / "best.safetensors")))
     model = model.cpu()
-    version = config.model_version or f"{run.name}-e{best_epoch}"
+    version = config.model_version or f"{final.name}-e{best_epoch}"
     serving = export_serving(
         model,
         feats,
@@ -212,8 +244,8 @@ def train_two_tower(config: TrainConfig, inputs: Inputs | None = None) -> TrainR
         extra={"dev_auc_dot": best_auc, "dev_split": parts.dev_name},
     )
     result = TrainResult(
-        run_dir=run,
-        serving_dir=serving,
+        run_dir=final,
+        serving_dir=final / serving.relative_to(run),
         best_epoch=best_epoch,
         best_dev_auc=best_auc,
         epochs_run=epoch,

@@ -92,4 +92,7 @@ def versioned_copy(serving: Path, dest: Path, version: str) -> Path:
     cfg = json.loads((dest / "config.json").read_text())
     cfg["model_version"] = version
     (dest / "config.json").write_text(json.dumps(cfg))
+    from newsrec.models.export import seal_serving
+
+    seal_serving(dest)  # an edited copy is a new artifact: seal it, or load_serving refuses it
     return dest

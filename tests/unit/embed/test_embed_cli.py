@@ -33,7 +33,8 @@ def test_bad_config_is_a_clear_error(app: typer.Typer, tmp_path: Path) -> None:
 def test_missing_news_file_is_named(app: typer.Typer, tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "news.tsv"
     res = CliRunner().invoke(app, ["embed", "--news", str(missing), "--out", str(tmp_path / "o"), "--quiet"])
-    assert res.exit_code == 2 and "news.tsv: file not found" in res.output
+    # the validation gate: exit 1 and one line, as `newsrec data validate`
+    assert res.exit_code == 1 and "news.tsv: file not found" in res.output
 
 
 def test_openai_without_key_says_how_to_set_it(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from newsrec.data import load_dataset
 from newsrec.models import load_serving
+from newsrec.models.export import seal_serving
 from newsrec.models.towers import ModelConfig
 from newsrec.train.config import TrainConfig
 from newsrec.train.toy import write_toy_dataset
@@ -77,6 +78,7 @@ def test_artifact_without_titles_still_loads(tmp_path: Path) -> None:
     meta = json.loads(meta_path.read_text())
     del meta["title"], meta["subcategory"]
     meta_path.write_text(json.dumps(meta))
+    seal_serving(res.serving_dir)  # an older artifact is sealed as it was written
     model = load_serving(res.serving_dir)
     assert model.model_version == "old-run-e1"  # no model_version: derived from the run dir
     assert build_catalog(model, []).get("N0_0").title == ""  # type: ignore[union-attr]
