@@ -117,7 +117,7 @@ def embed_server(
         float, typer.Option(help="seconds per request (queue + work), then 504")
     ] = 60.0,
     max_queued: Annotated[int, typer.Option(help="requests queued or running; then 503")] = 32,
-    chunk_texts: Annotated[int, typer.Option(help="texts per model call (the unit of fairness)")] = 16,
+    chunk_texts: Annotated[int, typer.Option(help="texts per model call (the unit of fairness)")] = 8,
 ) -> None:
     """Serve the local model as an OpenAI-compatible /v1/embeddings endpoint."""
     from newsrec.embed.config import ProviderConfig

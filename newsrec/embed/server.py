@@ -43,7 +43,7 @@ class ServerLimits:
     max_input_chars: int = 32_768  # ~8k tokens, OpenAI's per-input limit
     max_request_chars: int = 1_000_000  # ~300k tokens, OpenAI's per-request limit
     request_timeout_s: float = 60.0  # queueing + embedding; then 504
-    chunk_texts: int = 16  # texts per model call; the unit of fairness between requests
+    chunk_texts: int = 8  # texts per model call; the unit of fairness between requests
     workers: int = 1  # model calls in parallel (the local model runs one at a time anyway)
     max_queued: int = 32  # requests queued or running; more get 503 + Retry-After
     socket_timeout_s: float = 30.0  # a client that stops sending mid-request is dropped

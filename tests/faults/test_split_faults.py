@@ -178,7 +178,8 @@ def test_soak_100rps_with_a_fault_every_10s(
     MATRICES.append(("fault matrix: 60 s soak, 100 RPS, split mode", path))
     check_answers(answers, allowed=set(REASON.values()) | {"user_encoder_unavailable"})
     for event in events:
-        assert event.serving_s is not None and event.serving_s < 30, (event.name, event.serving_s)
+        # a restart is a process start (imports, model load): 10-27 s on a loaded 2-core box
+        assert event.serving_s is not None and event.serving_s < 45, (event.name, event.serving_s)
     tail = [a for a in answers if a.sent > max(e.restarted + (e.serving_s or 0) for e in events) + 1.5]
     assert tail and all(not a.degraded for a in tail), Counter(a.reasons for a in tail)  # all recovered
     assert len(answers) >= 5400, len(answers)  # the rate held (100 RPS, 60 s)

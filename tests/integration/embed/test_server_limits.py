@@ -147,7 +147,7 @@ def test_time_budget_gives_504(local_provider: object) -> None:
 
 
 def test_small_request_is_not_blocked_by_a_big_one(local_provider: object) -> None:
-    limits = ServerLimits(chunk_texts=8)  # 12 chunks: the small one waits for one at most
+    limits = ServerLimits(chunk_texts=8)  # 12 chunks (the default size): the small one waits for one at most
     server, port = start_embedding_server(local_provider, model_name=M, limits=limits)  # type: ignore[arg-type]
     try:
         big: dict[str, float] = {}
