@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "services"))
+from fault_load import MATRICES  # noqa: E402
 from fault_stack import FaultStack, redis_available  # noqa: E402
 from svc_helpers import train_tiny  # noqa: E402
-
-MATRICES: list[tuple[str, Path]] = []  # (title, file) written by tests, printed at the end
 
 
 @pytest.fixture(scope="session")

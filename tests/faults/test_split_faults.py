@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import MATRICES
+from fault_load import MATRICES, Answer, Load, check_answers, run_load, wait_clean
 from fault_stack import GATEWAYS, FaultStack
-from load import Answer, Load, check_answers, run_load, wait_clean
 
 
 class PinnedVariantBug(AssertionError):

@@ -6,11 +6,16 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from fault_stack import FaultStack
 
 from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc
+
+# (title, file) of the fault matrices the tests wrote; conftest prints them at the end of the
+# session (a plain module, not conftest: `from conftest import` may find another conftest)
+MATRICES: list[tuple[str, Path]] = []
 
 
 @dataclass
