@@ -30,6 +30,7 @@ GATEWAYS = {"unpinned": "gateway", "pinned": "gateway-pinned"}
 # CPU contention (the defaults, 50-100 ms, are for an unloaded node).
 TIMEOUTS = {"encode_user": 1.0, "retrieve": 1.0, "rank": 1.0}
 REDIS_PASSWORD = "fault-suite-pw-0123456789"
+PROBE_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 200)]
 
 
 def free_port() -> int:
@@ -107,7 +108,8 @@ class FaultStack:
             "model_name": "newsrec",
             "model_version": "v1",
             "variant": "a",
-            "cache": {"redis_url": self.redis_url},
+            # 50 ms (the default) trips on a loaded CI box and skips Redis for 1 s each time
+            "cache": {"redis_url": self.redis_url, "timeout_seconds": 0.25},
         }
         if service == "retrieval":
             cfg["milvus_uri"] = str(self.root / "milvus.db")
@@ -189,7 +191,9 @@ class FaultStack:
         """Seconds until `name` reports SERVING on its health service."""
         t0 = time.monotonic()
         proc = self.procs[name]
-        with grpc.insecure_channel(f"127.0.0.1:{self.ports[name]}") as ch:
+        # short reconnect backoff: this measures the process, not gRPC's default backoff
+        # (1 s growing 1.6x up to 120 s) after the port was still closed at the first try
+        with grpc.insecure_channel(f"127.0.0.1:{self.ports[name]}", options=PROBE_OPTIONS) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while time.monotonic() - t0 < timeout:
                 if not proc.alive():

@@ -169,19 +169,33 @@ def test_soak_100rps_with_a_fault_every_10s(
     _sleep_until(t0 + 60)
     for event in events:  # keep the load on until every restart has served (at most 45 s more)
         event.done.wait(max(0.0, t0 + 105 - time.monotonic()))
-    time.sleep(3.0)  # answers after the last recovery
+    recovered = _wait_personalised(load, seconds=1.0, timeout=40)
     answers = load.stop()
     rows = _matrix(answers, events, t0)
     path = tmp_path / "fault_matrix.md"
     path.write_text(_format(rows, len(answers), time.monotonic() - t0))
     MATRICES.append(("fault matrix: 60 s soak, 100 RPS, split mode", path))
     check_answers(answers, allowed=set(REASON.values()) | {"user_encoder_unavailable"})
+    last = {e.name: e for e in events}
     for event in events:
-        # a restart is a process start (imports, model load): 10-27 s on a loaded 2-core box
-        assert event.serving_s is not None and event.serving_s < 45, (event.name, event.serving_s)
-    tail = [a for a in answers if a.sent > max(e.restarted + (e.serving_s or 0) for e in events) + 1.5]
-    assert tail and all(not a.degraded for a in tail), Counter(a.reasons for a in tail)  # all recovered
+        # a restart is a process start (imports, model load, index mirror): 5-28 s on a loaded
+        # 2-core box, so a restart may still be loading when the next fault kills it again
+        if event is last[event.name] or not event.interrupted:
+            assert event.serving_s is not None and event.serving_s < 45, (event.name, event.serving_s)
+    assert recovered, "answers not all personalised again after the last restart"
     assert len(answers) >= 5400, len(answers)  # the rate held (100 RPS, 60 s)
+
+
+def _wait_personalised(load: Load, seconds: float, timeout: float) -> bool:
+    """Wait until the last `seconds` of answered requests were all personalised."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = time.monotonic()
+        recent = [a for a in list(load.answers) if now - 2.5 - seconds <= a.sent < now - 2.0]
+        if len(recent) >= 50 and all(a.done and a.kind == "personalised" for a in recent):
+            return True
+    return False
 
 
 @dataclass
@@ -192,6 +206,7 @@ class Event:
     killed: float
     restarted: float
     serving_s: float | None = None  # restart -> SERVING (services) or PONG (Redis)
+    interrupted: bool = False  # killed again (the next fault) before it was ready
     done: threading.Event = field(default_factory=threading.Event)
 
     def watch(self, stack: FaultStack) -> None:
@@ -203,7 +218,8 @@ class Event:
                     stack.wait_serving(self.name, 60)
                 self.serving_s = time.monotonic() - self.restarted
             except (AssertionError, TimeoutError):
-                pass  # serving_s stays None: the matrix says "never", the test fails
+                # exited: killed again by the next fault while still loading; or timed out
+                self.interrupted = not stack.procs[self.name].alive()
             finally:
                 self.done.set()
 
@@ -232,28 +248,49 @@ def _matrix(answers: list[Answer], events: list[Event], t0: float) -> list[dict]
                 "degraded": dict(Counter(r for a in window for r in a.reasons)),
                 "errors": sum(1 for a in window if a.error),
                 "recovery": "-" if event is None else _recovery_text(event),
+                "personalised_after": "-" if event is None else _first_personalised(answers, event, end),
             }
         )
     return rows
 
 
+def _first_personalised(answers: list[Answer], event: Event, end: float) -> str:
+    """Seconds from ready to the first personalised answer (the gateway's reconnect), or why not."""
+    if event.serving_s is None:
+        return "-"
+    ready = event.restarted + event.serving_s
+    first = next(
+        (
+            a.sent
+            for a in sorted(answers, key=lambda a: a.sent)
+            if a.sent >= ready and a.kind == "personalised"
+        ),
+        None,
+    )
+    if first is None:
+        return "none"
+    return f"{first - ready:.1f} s" + (" (after the next fault)" if first >= end else "")
+
+
 def _recovery_text(event: Event) -> str:
     if event.serving_s is None:
-        return "never"
+        return "killed again while loading" if event.interrupted else "never"
     what = "PONG" if event.name == "redis" else "SERVING"
     return f"{event.serving_s:.1f} s to {what}"
 
 
 def _format(rows: list[dict], total: int, seconds: float) -> str:
     lines = [
-        "| fault | requests | personalised | degraded by reason | errors | recovery (restart -> ready) |",
-        "|---|---|---|---|---|---|",
+        "| fault | requests | personalised | degraded by reason | errors | restart -> ready "
+        "| ready -> personalised |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["degraded"].items())) or "-"
         rec = r["recovery"]
         lines.append(
-            f"| {r['fault']} | {r['requests']} | {r['personalised']} | {reasons} | {r['errors']} | {rec} |"
+            f"| {r['fault']} | {r['requests']} | {r['personalised']} | {reasons} | {r['errors']} | {rec} "
+            f"| {r['personalised_after']} |"
         )
     lines.append(f"\n{total} requests in {seconds:.0f} s; each service restarted 2 s after its kill")
     return "\n".join(lines) + "\n"
