@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -105,33 +104,65 @@ def _print_report(meta: dict[str, Any]) -> None:
 def embed_server(
     port: Annotated[int, typer.Option(help="port (0 picks a free one)")] = 8080,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
-    model_name: Annotated[str | None, typer.Option(help="model name to report")] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="model name to serve (default: the local model's)")
+    ] = None,
+    model_alias: Annotated[
+        list[str] | None, typer.Option("--model-alias", help="another accepted model name (repeatable)")
+    ] = None,
     require_key_file: Annotated[Path | None, typer.Option(help="clients must send this bearer key")] = None,
-    faults: Annotated[str | None, typer.Option(help='fault plan JSON, e.g. {"rate_limit": 3}')] = None,
+    max_inputs: Annotated[int, typer.Option(help="texts per request")] = 2048,
+    max_input_chars: Annotated[int, typer.Option(help="characters per text")] = 32_768,
+    max_request_chars: Annotated[int, typer.Option(help="characters per request")] = 1_000_000,
+    max_body_bytes: Annotated[int, typer.Option(help="request body size")] = 8 * 1024 * 1024,
+    request_timeout: Annotated[
+        float, typer.Option(help="seconds per request (queue + work), then 504")
+    ] = 60.0,
+    max_queued: Annotated[int, typer.Option(help="requests queued or running; then 503")] = 32,
+    chunk_texts: Annotated[int, typer.Option(help="texts per model call (the unit of fairness)")] = 8,
 ) -> None:
     """Serve the local model as an OpenAI-compatible /v1/embeddings endpoint."""
     from newsrec.embed.config import ProviderConfig
     from newsrec.embed.providers import build_provider
-    from newsrec.embed.server import EmbeddingHTTPServer, FaultPlan
+    from newsrec.embed.server import EmbeddingHTTPServer, ServerLimits
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        plan = FaultPlan.from_dict(json.loads(faults)) if faults else None
+        limits = ServerLimits(
+            max_body_bytes=max_body_bytes,
+            max_inputs=max_inputs,
+            max_input_chars=max_input_chars,
+            max_request_chars=max_request_chars,
+            request_timeout_s=request_timeout,
+            max_queued=max_queued,
+            chunk_texts=chunk_texts,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
         key = None
         if require_key_file is not None:
             if not require_key_file.is_file():
                 raise typer.BadParameter(f"{require_key_file}: key file not found")
             key = require_key_file.read_text(encoding="utf-8").strip()
         provider = build_provider(ProviderConfig())
-    except (NewsrecError, json.JSONDecodeError) as exc:
+    except NewsrecError as exc:
         raise typer.BadParameter(str(exc)) from None
-    server = EmbeddingHTTPServer((host, port), provider, model_name=model_name, api_key=key, plan=plan)
+    server = EmbeddingHTTPServer(
+        (host, port),
+        provider,
+        model_name=model_name,
+        aliases=tuple(model_alias or ()),
+        api_key=key,
+        limits=limits,
+    )
     _err.print(f"serving {server.model_name} on http://{host}:{server.server_address[1]}/v1/embeddings")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        server.scheduler.close()
         server.server_close()
 
 

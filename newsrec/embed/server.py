@@ -1,94 +1,203 @@
 """An OpenAI-compatible embedding server over the local model (stdlib http.server).
 
-`POST /v1/embeddings`, `GET /v1/models`, `GET /healthz`, and `POST /admin/faults`
-to change the fault plan of a running instance. Faults (429 bursts with
-`Retry-After`, 500 bursts, dropped connections, delays, always-failing texts, and a
-gate that holds requests) exist so the client's retry and resume paths can be tested
-against a real server; a server started without a plan injects nothing.
+`POST /v1/embeddings`, `GET /v1/models`, `GET /healthz`. Every request is bounded
+(`ServerLimits`: body bytes, JSON depth, items, characters per item and per request, a
+time budget) and checked like OpenAI checks it (unknown fields, strict types, the model
+name). The work is cut into chunks of a few texts and the workers take chunks from the
+queued requests in turn, so one 2048-text request delays a 1-text request by one chunk,
+not by its whole run. A full queue answers 503 with `Retry-After`.
 
-The server counts, per sha256 of the text, how often it embedded each text: tests
-use it to prove that no text is ever paid for twice.
+The product server injects no faults: tests subclass `EmbeddingHTTPServer` and override
+`intercept` / `served` / `extra_post` (tests/integration/embed/faulty_server.py).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import contextlib
 import hmac
 import json
 import logging
 import threading
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from collections import deque
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 
-from newsrec.embed.providers import EmbeddingProvider
-from newsrec.errors import InvalidInput
+from newsrec.embed.providers import EmbeddingProvider, EmbedResult
 
 log = logging.getLogger(__name__)
-MAX_BODY = 32 * 1024 * 1024
-MAX_INPUTS = 2048
-RELEASE_TIMEOUT = 60.0
+KNOWN_FIELDS = ("input", "model", "dimensions", "encoding_format", "user")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Bounds on the work one request may cause (defaults follow OpenAI's where it has one)."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 8  # a valid request nests 2 deep ({"input": [...]})
+    max_inputs: int = 2048
+    max_input_chars: int = 32_768  # ~8k tokens, OpenAI's per-input limit
+    max_request_chars: int = 1_000_000  # ~300k tokens, OpenAI's per-request limit
+    request_timeout_s: float = 60.0  # queueing + embedding; then 504
+    chunk_texts: int = 8  # texts per model call; the unit of fairness between requests
+    workers: int = 1  # model calls in parallel (the local model runs one at a time anyway)
+    max_queued: int = 32  # requests queued or running; more get 503 + Retry-After
+    socket_timeout_s: float = 30.0  # a client that stops sending mid-request is dropped
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_json_depth", "max_inputs", "max_input_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.max_request_chars < 1 or self.chunk_texts < 1 or self.workers < 1 or self.max_queued < 1:
+            raise ValueError("max_request_chars, chunk_texts, workers and max_queued must be >= 1")
+        if self.request_timeout_s <= 0 or self.socket_timeout_s <= 0:
+            raise ValueError("request_timeout_s and socket_timeout_s must be > 0")
+
+
+class RequestError(Exception):
+    """An answer other than 200: status, OpenAI-style error code and param, extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.param, self.headers = status, code, param, headers or {}
+
+
+def _bad(message: str, param: str | None = None) -> RequestError:
+    return RequestError(400, message, "invalid_value" if param else "invalid_request", param)
 
 
 @dataclass
-class FaultPlan:
-    """Faults for the next embedding requests, consumed in this order: 429s, then 500s, then drops."""
+class _Job:
+    """One request's texts, embedded chunk by chunk by the scheduler's workers."""
 
-    rate_limit: int = 0
-    retry_after: float | None = 0.05
-    server_error: int = 0
-    drop: int = 0
-    delay: float = 0.0
-    fail_substring: str | None = None  # any request with an input containing it fails, every time
-    fail_status: int = 400
-    block_after: int | None = None  # after this many served requests, hold new ones until release()
-    echo_key_on_401: bool = False  # quote the rejected key in the 401 message, as some APIs do
+    texts: list[str]
+    deadline: float
+    chunk: int
+    results: dict[int, EmbedResult] = field(default_factory=dict)  # by chunk start
+    next_start: int = 0
+    running: int = 0
+    error: BaseException | None = None
+    expired: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FaultPlan:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidInput(f"fault plan: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+    def finished(self) -> bool:
+        return self.error is not None or self.expired or self.next_start >= len(self.texts)
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+class FairScheduler:
+    """Round robin over queued requests, one chunk at a time, on a fixed pool of workers."""
+
+    def __init__(self, provider: EmbeddingProvider, limits: ServerLimits) -> None:
+        self._provider = provider
+        self._limits = limits
+        self._cond = threading.Condition()
+        self._ready: deque[_Job] = deque()
+        self._active = 0
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"embed-worker-{i}", daemon=True)
+            for i in range(limits.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, texts: list[str], deadline: float) -> _Job:
+        """Queue a job, or raise a 503 when `max_queued` requests are already in."""
+        with self._cond:
+            if self._active >= self._limits.max_queued:
+                raise RequestError(
+                    503, "server busy: too many queued requests", "server_busy", headers={"Retry-After": "1"}
+                )
+            job = _Job(texts, deadline, self._limits.chunk_texts)
+            self._active += 1
+            self._ready.append(job)
+            self._cond.notify()
+        return job
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _next_chunk(self) -> tuple[_Job, int, int] | None:
+        with self._cond:
+            while not self._ready and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            job = self._ready.popleft()
+            if time.monotonic() >= job.deadline:
+                job.expired = True
+                self._settle(job)
+                return (job, 0, 0)
+            start = job.next_start
+            stop = _chunk_end(job.texts, start, job.chunk)
+            job.next_start, job.running = stop, job.running + 1
+            if stop < len(job.texts):
+                self._ready.append(job)  # back of the line: other requests go first
+            return (job, start, stop)
+
+    def _settle(self, job: _Job) -> None:
+        """Under the lock: wake the waiter once no chunk of a finished job is running."""
+        if job.finished() and job.running == 0 and not job.done.is_set():
+            self._active -= 1
+            job.done.set()
+
+    def _work(self) -> None:
+        while (item := self._next_chunk()) is not None:
+            job, start, stop = item
+            if stop == start:
+                continue
+            try:
+                result: EmbedResult | None = self._provider.embed(job.texts[start:stop])
+            except Exception as exc:  # noqa: BLE001  reported to the request, not the worker
+                result, job.error = None, exc
+            with self._cond:
+                job.running -= 1
+                if result is not None:
+                    job.results[start] = result
+                if job.error is not None:
+                    _drop(self._ready, job)
+                self._settle(job)
 
 
-class ServerState:
-    """Fault plan and counters of one server instance (shared by its handler threads)."""
+def _chunk_end(texts: list[str], start: int, most: int) -> int:
+    """End of the chunk from `start`: at most `most` texts and about 64k characters."""
+    stop, chars = start, 0
+    while stop < len(texts) and stop - start < most and (stop == start or chars + len(texts[stop]) <= 65_536):
+        chars += len(texts[stop])
+        stop += 1
+    return stop
 
-    def __init__(self, plan: FaultPlan | None = None) -> None:
-        self.lock = threading.Lock()
-        self.plan = plan or FaultPlan()
-        self.embedded: Counter[str] = Counter()
-        self.requests = 0
-        self.served = 0
-        self.faults: Counter[str] = Counter()
-        self.blocked = 0
-        self._release = threading.Event()
 
-    def set_plan(self, plan: FaultPlan) -> None:
-        with self.lock:
-            self.plan = plan
-            self._release.clear()
+def _drop(queue: deque[_Job], job: _Job) -> None:
+    with contextlib.suppress(ValueError):
+        queue.remove(job)
 
-    def release(self) -> None:
-        """Let held requests go (they are dropped, not served)."""
-        self._release.set()
 
-    def wait_release(self) -> None:
-        self._release.wait(RELEASE_TIMEOUT)
+def _merge(job: _Job) -> EmbedResult:
+    """The chunks' results in text order (with workers > 1 chunks may finish out of order)."""
+    parts = [job.results[k] for k in sorted(job.results)]
+    vectors = np.concatenate([r.vectors for r in parts], axis=0)
+    tokens = [t for r in parts for t in r.tokens]
+    return EmbedResult(vectors=vectors, tokens=tokens, billed_tokens=sum(r.billed_tokens for r in parts))
 
 
 class EmbeddingHTTPServer(ThreadingHTTPServer):
+    """The server; `intercept`, `served`, `extra_post` and `auth_failure_message` are the
+    hooks a test subclass overrides to inject faults (they do nothing here)."""
+
     daemon_threads = True
 
     def __init__(
@@ -97,17 +206,35 @@ class EmbeddingHTTPServer(ThreadingHTTPServer):
         provider: EmbeddingProvider,
         *,
         model_name: str | None = None,
+        aliases: tuple[str, ...] = (),
         api_key: str | None = None,
-        plan: FaultPlan | None = None,
+        limits: ServerLimits | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.provider = provider
         self.model_name = model_name or provider.model
+        self.model_names = (self.model_name, *[a for a in aliases if a != self.model_name])
         self.api_key = api_key
-        self.state = ServerState(plan)
+        self.limits = limits or ServerLimits()
+        self.scheduler = FairScheduler(provider, self.limits)
+
+    def intercept(self, handler: _Handler, texts: list[str]) -> bool:
+        """Called before embedding a valid request; True when it has answered instead."""
+        return False
+
+    def served(self, texts: list[str]) -> None:
+        """Called after a successful embedding of `texts`."""
+
+    def extra_post(self, handler: _Handler, path: str, body: Any) -> bool:
+        """Called for a POST to a path this server does not know; True when it answered."""
+        return False
+
+    def auth_failure_message(self, presented: str) -> str:
+        """The 401 message; it never quotes what the client sent."""
+        return "invalid or missing API key"
 
     def stop(self) -> None:
-        self.state.release()
+        self.scheduler.close()
         self.shutdown()
         self.server_close()
 
@@ -116,156 +243,212 @@ class _Handler(BaseHTTPRequestHandler):
     server: EmbeddingHTTPServer
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        # a client that stops sending mid-request must not hold a thread for ever
+        self.connection.settimeout(self.server.limits.socket_timeout_s)
+
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines only, at debug level; headers (and so keys) are never logged.
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, message: str, code: str | None = None, **headers: str) -> None:
+    def send_error_json(self, err: RequestError) -> None:
         kind = (
             "rate_limit_error"
-            if status == 429
+            if err.status == 429
             else "invalid_request_error"
-            if status < 500
+            if err.status < 500
             else "server_error"
         )
-        self._send(
-            status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers
-        )
+        error = {"message": str(err), "type": kind, "param": err.param, "code": err.code}
+        self.send_json(err.status, {"error": error}, err.headers)
 
-    def _authorised(self) -> bool:
+    def _check_key(self) -> None:
         if self.server.api_key is None:
-            return True
+            return
         got = self.headers.get("Authorization", "")
-        if hmac.compare_digest(got.encode(), f"Bearer {self.server.api_key}".encode()):
-            return True
-        message = "invalid or missing API key"
-        if self.server.state.plan.echo_key_on_401:
-            message += f": {got.removeprefix('Bearer ')}"
-        self._error(401, message, "invalid_api_key")
-        return False
-
-    def _read_json(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise InvalidInput(f"request body over {MAX_BODY} bytes")
-        try:
-            return json.loads(self.rfile.read(length) or b"null")
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"request body is not JSON: {exc}") from None
+        if not hmac.compare_digest(got.encode(), f"Bearer {self.server.api_key}".encode()):
+            self.close_connection = True  # the body is not read
+            message = self.server.auth_failure_message(got.removeprefix("Bearer "))
+            raise RequestError(401, message, "invalid_api_key")
 
     def do_GET(self) -> None:
-        if self.path == "/healthz":
-            self._send(200, {"status": "ok"})
-        elif self.path in ("/v1/models", "/models"):
-            if self._authorised():
-                model = {"id": self.server.model_name, "object": "model", "created": 0, "owned_by": "newsrec"}
-                self._send(200, {"object": "list", "data": [model]})
-        else:
-            self._error(404, f"no route {self.path}")
+        try:
+            if self.path == "/healthz":
+                self.send_json(200, {"status": "ok"})
+            elif self.path in ("/v1/models", "/models"):
+                self._check_key()
+                models = [
+                    {"id": name, "object": "model", "created": 0, "owned_by": "newsrec"}
+                    for name in self.server.model_names
+                ]
+                self.send_json(200, {"object": "list", "data": models})
+            else:
+                raise RequestError(404, f"no route {self.path}", "not_found")
+        except RequestError as err:
+            self.send_error_json(err)
 
     def do_POST(self) -> None:
-        if not self._authorised():
-            return
         try:
-            body = self._read_json()
-            if self.path == "/admin/faults":
-                plan = FaultPlan.from_dict(body or {})
-                self.server.state.set_plan(plan)
-                self._send(200, {"plan": asdict(plan)})
-            elif self.path in ("/v1/embeddings", "/embeddings"):
+            self._check_key()
+            body = _read_json(self, self.server.limits)
+            if self.path in ("/v1/embeddings", "/embeddings"):
                 self._embeddings(body)
-            else:
-                self._error(404, f"no route {self.path}")
-        except InvalidInput as exc:
-            self._error(400, str(exc))
-        except (TypeError, ValueError) as exc:
-            self._error(400, f"bad request: {exc}")
+            elif not self.server.extra_post(self, self.path, body):
+                raise RequestError(404, f"no route {self.path}", "not_found")
+        except RequestError as err:
+            self.send_error_json(err)
+        except Exception:  # a bug: a JSON 500, never a dropped connection
+            log.exception("embedding request failed")
+            self.close_connection = True
+            self.send_error_json(RequestError(500, "internal error", "server_error"))
 
     def _embeddings(self, body: Any) -> None:
-        texts, dims, fmt = _parse_request(body, self.server.provider.dimension)
-        state = self.server.state
-        with state.lock:
-            state.requests += 1
-            plan = state.plan
-            fault = None
-            if plan.rate_limit > 0:
-                plan.rate_limit, fault = plan.rate_limit - 1, "429"
-            elif plan.server_error > 0:
-                plan.server_error, fault = plan.server_error - 1, "500"
-            elif plan.drop > 0:
-                plan.drop, fault = plan.drop - 1, "drop"
-            elif plan.fail_substring and any(plan.fail_substring in t for t in texts):
-                fault = "fail"
-            elif plan.block_after is not None and state.served >= plan.block_after:
-                fault, state.blocked = "block", state.blocked + 1
-            if fault:
-                state.faults[fault] += 1
-        if plan.delay:
-            time.sleep(plan.delay)
-        if fault == "429":
-            extra = {"Retry-After": f"{plan.retry_after:g}"} if plan.retry_after is not None else {}
-            return self._error(429, "rate limit reached (injected)", "rate_limit_exceeded", **extra)
-        if fault == "500":
-            return self._error(500, "internal error (injected)")
-        if fault == "fail":
-            return self._error(plan.fail_status, "input rejected (injected)")
-        if fault == "block":
-            state.wait_release()
-            fault = "drop"
-        if fault == "drop":
-            self.close_connection = True  # no response at all: the client sees a dropped connection
-            return None
-
-        result = self.server.provider.embed(texts)
+        srv = self.server
+        texts, dims, fmt = parse_request(body, srv.provider.dimension, srv.model_names, srv.limits)
+        if srv.intercept(self, texts):
+            return
+        start = time.monotonic()
+        job = srv.scheduler.submit(texts, start + srv.limits.request_timeout_s)
+        if not job.done.wait(srv.limits.request_timeout_s + 30.0) or job.expired:
+            job.expired = True  # a worker that picks it up later drops it
+            raise RequestError(
+                504,
+                f"request took over {srv.limits.request_timeout_s:g} s (embedded {len(job.results)} "
+                f"chunk(s) of {len(texts)} texts); send fewer or shorter texts",
+                "timeout",
+                headers={"Retry-After": "1"},
+            )
+        if job.error is not None:
+            log.error("embedding failed: %s: %s", type(job.error).__name__, job.error)
+            raise RequestError(500, "embedding failed", "server_error")
+        result = _merge(job)
         vectors = result.vectors
         if dims is not None and dims < vectors.shape[1]:
             # MiniLM is not Matryoshka-trained: cutting is only here so the `dimensions`
             # code path of clients can be exercised end to end.
             vectors = vectors[:, :dims]
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        with state.lock:
-            state.served += 1
-            state.embedded.update(text_hash(t) for t in texts)
+        srv.served(texts)
         data = [
             {"object": "embedding", "index": i, "embedding": _encode(v, fmt)} for i, v in enumerate(vectors)
         ]
         usage = {"prompt_tokens": result.billed_tokens, "total_tokens": result.billed_tokens}
-        self._send(200, {"object": "list", "data": data, "model": self.server.model_name, "usage": usage})
-        return None
+        self.send_json(200, {"object": "list", "data": data, "model": srv.model_name, "usage": usage})
 
 
-def _parse_request(body: Any, native_dim: int) -> tuple[list[str], int | None, str]:
-    if not isinstance(body, dict):
-        raise InvalidInput("request body must be a JSON object")
-    raw = body.get("input")
-    texts = [raw] if isinstance(raw, str) else raw
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise InvalidInput(
-            "'input' must be a string or a non-empty list of strings (token arrays unsupported)"
+def _read_json(handler: _Handler, limits: ServerLimits) -> Any:
+    """The body as JSON: a Content-Length within the limit, strict JSON, bounded nesting."""
+    if handler.headers.get("Transfer-Encoding"):
+        handler.close_connection = True
+        raise RequestError(411, "chunked bodies are not supported; send Content-Length", "length_required")
+    raw_length = handler.headers.get("Content-Length")
+    if raw_length is None or not raw_length.strip().isdigit():
+        handler.close_connection = True
+        raise RequestError(411, "a POST needs a Content-Length header (a number)", "length_required")
+    length = int(raw_length)
+    if length > limits.max_body_bytes:
+        handler.close_connection = True  # the body is not read
+        raise RequestError(
+            413, f"request body is {length} bytes; at most {limits.max_body_bytes}", "body_too_large"
         )
-    if len(texts) > MAX_INPUTS:
-        raise InvalidInput(f"'input' has {len(texts)} items; at most {MAX_INPUTS}")
-    if any(t == "" for t in texts):
-        raise InvalidInput("'input' contains an empty string")
-    if not isinstance(body.get("model"), str):
-        raise InvalidInput("'model' is required")
+    raw = handler.rfile.read(length)
+    try:
+        body = json.loads(raw or b"null", parse_constant=_reject_constant)
+    except RecursionError:
+        raise _bad(f"request body nests deeper than {limits.max_json_depth} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad(f"request body is not JSON: {exc}") from None
+    except ValueError as exc:
+        raise _bad(f"request body is not strict JSON: {exc}") from None
+    if _depth(body) > limits.max_json_depth:
+        raise _bad(f"request body nests deeper than {limits.max_json_depth} levels")
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def parse_request(
+    body: Any, native_dim: int, model_names: tuple[str, ...], limits: ServerLimits
+) -> tuple[list[str], int | None, str]:
+    """(texts, dimensions, encoding format) of a valid request, else a 400/404 naming the field."""
+    if not isinstance(body, dict):
+        raise _bad("request body must be a JSON object")
+    unknown = sorted(set(body) - set(KNOWN_FIELDS))
+    if unknown:
+        raise _bad(f"unrecognized request argument(s): {', '.join(unknown)}", unknown[0])
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("'model' is required (a string)", "model")
+    if model not in model_names:
+        raise RequestError(
+            404,
+            f"the model '{model[:200]}' does not exist; this server serves {', '.join(model_names)}",
+            "model_not_found",
+            "model",
+        )
+    texts = _texts(body.get("input"), limits)
     dims = body.get("dimensions")
-    if dims is not None and (not isinstance(dims, int) or not 1 <= dims <= native_dim):
-        raise InvalidInput(f"'dimensions' must be an integer in 1..{native_dim}")
-    fmt = body.get("encoding_format") or "float"
+    # bool is an int in Python: `true` must not pass as 1
+    if dims is not None and (type(dims) is not int or not 1 <= dims <= native_dim):
+        raise _bad(f"'dimensions' must be an integer in 1..{native_dim}", "dimensions")
+    fmt = body.get("encoding_format")
+    fmt = "float" if fmt is None else fmt
     if fmt not in ("float", "base64"):
-        raise InvalidInput("'encoding_format' must be 'float' or 'base64'")
+        raise _bad("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    if "user" in body and not isinstance(body["user"], str):
+        raise _bad("'user' must be a string", "user")
     return texts, dims, fmt
+
+
+def _texts(raw: Any, limits: ServerLimits) -> list[str]:
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts:
+        raise _bad("'input' must be a string or a non-empty list of strings", "input")
+    if len(texts) > limits.max_inputs:
+        raise _bad(f"'input' has {len(texts)} items; at most {limits.max_inputs}", "input")
+    total = 0
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise _bad(f"'input[{i}]' must be a string (token arrays unsupported)", "input")
+        if not text:
+            raise _bad(f"'input[{i}]' is an empty string", "input")
+        if len(text) > limits.max_input_chars:
+            raise _bad(f"'input[{i}]' has {len(text)} characters; at most {limits.max_input_chars}", "input")
+        total += len(text)
+    if total > limits.max_request_chars:
+        raise _bad(f"'input' has {total} characters in all; at most {limits.max_request_chars}", "input")
+    return texts
 
 
 def _encode(vector: np.ndarray, fmt: str) -> Any:
@@ -280,11 +463,15 @@ def start_embedding_server(
     host: str = "127.0.0.1",
     port: int = 0,
     api_key: str | None = None,
-    plan: FaultPlan | None = None,
     model_name: str | None = None,
+    aliases: tuple[str, ...] = (),
+    limits: ServerLimits | None = None,
+    server_class: type[EmbeddingHTTPServer] = EmbeddingHTTPServer,
 ) -> tuple[EmbeddingHTTPServer, int]:
     """Serve in a daemon thread; returns the server (call `.stop()`) and the bound port."""
-    server = EmbeddingHTTPServer((host, port), provider, model_name=model_name, api_key=api_key, plan=plan)
+    server = server_class(
+        (host, port), provider, model_name=model_name, aliases=aliases, api_key=api_key, limits=limits
+    )
     thread = threading.Thread(target=server.serve_forever, name="embedding-server", daemon=True)
     thread.start()
     return server, int(server.server_address[1])

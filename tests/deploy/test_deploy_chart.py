@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 from pathlib import Path
@@ -204,7 +205,8 @@ def test_services_run_as_the_image_user_with_writable_tmp() -> None:
 
 def test_api_key_comes_from_the_secret_and_is_never_inlined() -> None:
     objs = render("ab-split-values.yaml")
-    assert by_kind(objs, "Secret") == []  # the chart never creates or inlines a Secret
+    # the chart creates no Secret but the in-chart Redis password, and inlines none
+    assert [o["metadata"]["name"] for o in by_kind(objs, "Secret")] == [f"{FULL}-redis-auth"]
     key_refs = []
     for name, spec in pod_specs(objs):
         for c in spec["containers"]:
@@ -229,12 +231,12 @@ def test_external_redis_url_from_secret() -> None:
     assert not [d for d in by_kind(objs, "Deployment") if d["metadata"]["name"].endswith("-redis")]
     env = env_of(_container(named(objs, "Deployment", f"{FULL}-a-user-encoder")))
     assert env["NEWSREC_REDIS_URL"] == {"secretKeyRef": {"name": "newsrec-redis", "key": "url"}}
-    # in-chart Redis by default
+    # in-chart Redis by default, with its password (test_in_chart_redis_requires_a_password_from_a_secret)
     env = env_of(_container(named(render(), "Deployment", f"{FULL}-a-user-encoder")))
-    assert env["NEWSREC_REDIS_URL"] == f"redis://{FULL}-redis:6379/0"
+    assert env["NEWSREC_REDIS_URL"] == f"redis://:$(NEWSREC_REDIS_PASSWORD)@{FULL}-redis:6379/0"
     # the gateway reads the same cache before calling an encoder (services/lookaside.py)
     env = env_of(_container(named(render(), "Deployment", f"{FULL}-gateway")))
-    assert env["NEWSREC_REDIS_URL"] == f"redis://{FULL}-redis:6379/0"
+    assert env["NEWSREC_REDIS_URL"] == f"redis://:$(NEWSREC_REDIS_PASSWORD)@{FULL}-redis:6379/0"
 
 
 def _selects(selector: Obj, labels: dict[str, str]) -> bool:
@@ -249,36 +251,175 @@ def _selects(selector: Obj, labels: dict[str, str]) -> bool:
     return True
 
 
+def _pod_labels(objs: list[Obj]) -> dict[str, dict[str, str]]:
+    """kind/name -> pod template labels of every object that runs pods."""
+    out = {}
+    for o in objs:
+        if o["kind"] in ("Deployment", "Job"):
+            template = o["spec"]["template"]
+        elif o["kind"] == "CronJob":
+            template = o["spec"]["jobTemplate"]["spec"]["template"]
+        else:
+            continue
+        out[f"{o['kind']}/{o['metadata']['name']}"] = template["metadata"]["labels"]
+    return out
+
+
+def _policy_of(objs: list[Obj], labels: dict[str, str]) -> Obj:
+    applied = [p for p in by_kind(objs, "NetworkPolicy") if _selects(p["spec"]["podSelector"], labels)]
+    assert len(applied) == 1, (labels, [p["metadata"]["name"] for p in applied])  # covered, once
+    return applied[0]
+
+
+def _component_of(peer: Obj) -> str | None:
+    return peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+
+
+def _egress(policy: Obj) -> set[tuple[str, int]]:
+    """(destination, port) pairs a policy allows: a release component, dns, or the peer as text."""
+    out = set()
+    for rule in policy["spec"]["egress"]:
+        assert rule.get("to"), rule  # no rule open to every destination (default values)
+        for peer in rule["to"]:
+            dest = _component_of(peer) if "namespaceSelector" not in peer else None
+            if dest is None:
+                dest = (
+                    "dns"
+                    if peer.get("podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}}
+                    else str(peer)
+                )
+            for port in rule["ports"]:
+                out.add((dest, port["port"]))
+    return out
+
+
+RELEASE_PEER = {"app.kubernetes.io/name": "newsrec", "app.kubernetes.io/instance": RELEASE}
+METRICS_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
 @pytest.mark.parametrize("scenario", ALL_SCENARIOS, ids=lambda s: s[0] if s else "default")
-def test_network_policy_exposes_only_the_gateway(scenario: tuple[str, ...]) -> None:
+def test_every_pod_is_denied_both_ways_but_for_its_peers(scenario: tuple[str, ...]) -> None:
     objs = render(*scenario)
-    policies = by_kind(objs, "NetworkPolicy")
-    release_peer = {
-        "podSelector": {
-            "matchLabels": {"app.kubernetes.io/name": "newsrec", "app.kubernetes.io/instance": RELEASE}
-        }
-    }
-    metrics_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
-    for deploy in by_kind(objs, "Deployment"):
-        labels = deploy["spec"]["template"]["metadata"]["labels"]
-        applied = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
-        assert len(applied) == 1, deploy["metadata"]["name"]  # every pod is covered, once
-        rules = applied[0]["spec"]["ingress"]
-        open_rules = [r for r in rules if not r.get("from")]
-        if labels["app.kubernetes.io/component"] == "gateway":
-            grpc_rule = next(r for r in rules if r["ports"] == [{"port": "grpc", "protocol": "TCP"}])
-            if scenario == ("monitoring-values.yaml",):  # gatewayFrom narrows who may call it
+    for name, labels in _pod_labels(objs).items():
+        policy = _policy_of(objs, labels)
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], name
+        component = labels["app.kubernetes.io/component"]
+        for rule in policy["spec"]["ingress"]:
+            if METRICS_PEER in rule.get("from", []):
+                assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}] and rule["from"] == [
+                    METRICS_PEER
+                ]
+            elif component in ("user-encoder", "ranker"):  # only the gateway calls them
+                assert rule["from"] == [
+                    {
+                        "podSelector": {
+                            "matchLabels": {**RELEASE_PEER, "app.kubernetes.io/component": "gateway"}
+                        }
+                    }
+                ]
+                assert rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+            elif component == "redis":
+                assert {_component_of(p) for p in rule["from"]} == {"user-encoder", "gateway"}
+        if component == "gateway":
+            grpc_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "grpc")
+            if scenario == ("monitoring-values.yaml",):
                 ingress_ns = {"kubernetes.io/metadata.name": "ingress-nginx"}
                 assert grpc_rule["from"] == [{"namespaceSelector": {"matchLabels": ingress_ns}}]
-                assert open_rules == []
-            else:  # only the gRPC port is open to everyone
-                assert open_rules == [grpc_rule]
-        else:  # internal pods: only this release's pods, and the metrics port from monitoring
-            assert open_rules == [], deploy["metadata"]["name"]
-            assert all(peer in (release_peer, metrics_peer) for rule in rules for peer in rule["from"])
-        for rule in rules:
-            if metrics_peer in rule.get("from", []):
-                assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+            else:  # no allow-list: this namespace only, never any source
+                assert grpc_rule["from"] == [{"podSelector": {}}]
+        if component == "pipeline-submit":
+            assert policy["spec"]["ingress"] == []
+
+
+def test_egress_is_only_what_each_service_needs() -> None:
+    dns = {("dns", 53)}
+    milvus = str({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "milvus"}}})
+    kubeflow = str({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}})
+    api = str({"ipBlock": {"cidr": "0.0.0.0/0"}})
+    want = {
+        "gateway": dns | {("user-encoder", 50052), ("retrieval", 50053), ("ranker", 50054), ("redis", 6379)},
+        "user-encoder": dns | {("redis", 6379)},
+        "retrieval": dns | {(milvus, 19530)},
+        "ranker": dns,
+        "redis": set(),
+    }
+    objs = render()
+    for name, labels in _pod_labels(objs).items():
+        assert _egress(_policy_of(objs, labels)) == want[labels["app.kubernetes.io/component"]], name
+    # the embedding API only when a remote provider is configured; pipeline-submit reaches Kubeflow
+    objs = render("ab-split-values.yaml")
+    for name, labels in _pod_labels(objs).items():
+        component = labels["app.kubernetes.io/component"]
+        extra = {"retrieval": {(api, 443)}, "pipeline-submit": {(kubeflow, 8888), (api, 443)}}
+        assert _egress(_policy_of(objs, labels)) == want.get(component, dns) | extra.get(component, set()), (
+            name
+        )
+    # an external Redis: the configured peers instead of the in-chart pod
+    objs = render(
+        "external-redis-values.yaml", sets=["networkPolicy.egress.redis.to[0].ipBlock.cidr=10.9.0.0/16"]
+    )
+    encoder = _policy_of(objs, _pod_labels(objs)[f"Deployment/{FULL}-a-user-encoder"])
+    assert _egress(encoder) == dns | {(str({"ipBlock": {"cidr": "10.9.0.0/16"}}), 6379)}
+    assert not [p for p in by_kind(objs, "NetworkPolicy") if p["metadata"]["name"].endswith("-redis")]
+
+
+def test_gateway_allow_list_takes_cidrs_and_selectors() -> None:
+    def grpc_from(*sets: str) -> Any:
+        objs = render(sets=sets)
+        policy = named(objs, "NetworkPolicy", f"{FULL}-gateway")
+        return next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "grpc").get("from")
+
+    assert grpc_from("networkPolicy.gatewayFrom[0].ipBlock.cidr=203.0.113.0/24") == [
+        {"ipBlock": {"cidr": "203.0.113.0/24"}}
+    ]
+    assert grpc_from("networkPolicy.gatewayFrom[0].podSelector.matchLabels.role=frontend") == [
+        {"podSelector": {"matchLabels": {"role": "frontend"}}}
+    ]
+    assert grpc_from("networkPolicy.gatewayAllowAnySource=true") is None  # explicit opt-in only
+    with pytest.raises(RenderError, match="Additional property cidr is not allowed"):
+        render(sets=["networkPolicy.gatewayFrom[0].cidr=10.0.0.0/8"])
+
+
+def _expand(env: list[Obj], secrets: dict[str, str]) -> dict[str, str]:
+    """Container env as the kubelet builds it: secretKeyRefs read, $(VAR) of earlier vars expanded."""
+    out: dict[str, str] = {}
+    for e in env:
+        if "valueFrom" in e:
+            out[e["name"]] = secrets[e["valueFrom"]["secretKeyRef"]["key"]]
+        else:
+            out[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: out.get(m[1], m[0]), e["value"])
+    return out
+
+
+def test_in_chart_redis_requires_a_password_from_a_secret() -> None:
+    from services.cache import redis_client
+
+    objs = render()
+    secret = named(objs, "Secret", f"{FULL}-redis-auth")
+    password = base64.b64decode(secret["data"]["redis-password"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
+    redis = _container(named(objs, "Deployment", f"{FULL}-redis"))
+    assert redis["args"][:2] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    ref = {"secretKeyRef": {"name": f"{FULL}-redis-auth", "key": "redis-password"}}
+    assert env_of(redis)["REDIS_PASSWORD"] == ref and env_of(redis)["REDISCLI_AUTH"] == ref
+    for name in (f"{FULL}-a-user-encoder", f"{FULL}-gateway"):
+        env = _container(named(objs, "Deployment", name))["env"]
+        url = _expand(env, {"redis-password": password})["NEWSREC_REDIS_URL"]
+        assert url == f"redis://:{password}@{FULL}-redis:6379/0"
+        # the services' own client takes the password from the URL they already read
+        assert redis_client(url, 0.05).connection_pool.connection_kwargs["password"] == password
+    for cm in by_kind(objs, "ConfigMap"):
+        assert password not in cm["data"]["config.yaml"]
+    # an existing Secret: nothing generated, every reference points at it
+    objs = render(sets=["redis.auth.existingSecret=my-redis", "redis.auth.secretKey=pw"])
+    assert by_kind(objs, "Secret") == []
+    env = env_of(_container(named(objs, "Deployment", f"{FULL}-a-user-encoder")))
+    assert env["NEWSREC_REDIS_PASSWORD"] == {"secretKeyRef": {"name": "my-redis", "key": "pw"}}
+    # opting out gives the plain URL and no requirepass
+    objs = render(sets=["redis.auth.enabled=false"])
+    assert "--requirepass" not in _container(named(objs, "Deployment", f"{FULL}-redis"))["args"]
+    env = env_of(_container(named(objs, "Deployment", f"{FULL}-a-user-encoder")))
+    assert env["NEWSREC_REDIS_URL"] == f"redis://{FULL}-redis:6379/0"
 
 
 def test_checksum_rolls_only_pods_whose_config_changed() -> None:

@@ -70,6 +70,11 @@ newsrec.io/variant: {{ .variant }}
 {{- end -}}
 {{- end -}}
 
+{{/* Secret holding the in-chart Redis password: redis.auth.existingSecret or the generated one. */}}
+{{- define "newsrec.redisAuthSecret" -}}
+{{- .Values.redis.auth.existingSecret | default (printf "%s-redis-auth" (include "newsrec.fullname" .)) -}}
+{{- end -}}
+
 {{- define "newsrec.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "newsrec.fullname" .) .Values.serviceAccount.name -}}

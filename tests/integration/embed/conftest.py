@@ -50,9 +50,12 @@ def local_provider() -> LocalProvider:
 
 @pytest.fixture()
 def embedding_server(local_provider: LocalProvider) -> Iterator[tuple[object, int]]:
-    from newsrec.embed.server import start_embedding_server
+    from faulty_server import start_faulty_server
 
-    server, port = start_embedding_server(local_provider, model_name="text-embedding-3-small")
+    # the test-only subclass with a fault plan; "my-embedder" is a model outside the size table
+    server, port = start_faulty_server(
+        local_provider, model_name="text-embedding-3-small", aliases=("my-embedder",)
+    )
     yield server, port
     server.stop()
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import hand_made_news, read_json, write_news
+from faulty_server import FaultPlan, start_faulty_server
+from faulty_server import FaultyEmbeddingServer as EmbeddingHTTPServer
 
 from newsrec.embed.cache import EmbeddingCache
 from newsrec.embed.config import PrecomputeConfig, ProviderConfig
 from newsrec.embed.precompute import precompute
-from newsrec.embed.server import EmbeddingHTTPServer, FaultPlan, start_embedding_server
 from newsrec.embed.store import load_embeddings
 
 NEWSREC = str(Path(sys.executable).with_name("newsrec"))
@@ -82,7 +83,7 @@ def test_api_key_never_leaks(
 ) -> None:
     key = "sk-proj-LEAKCHECK-" + "a1b2c3d4" * 4
     wrong = "sk-proj-WRONGKEY-" + "e5f6a7b8" * 4
-    server, port = start_embedding_server(local_provider, api_key=key)  # type: ignore[arg-type]
+    server, port = start_faulty_server(local_provider, api_key=key, model_name="text-embedding-3-small")  # type: ignore[arg-type]
     try:
         rows = hand_made_news(12)
         rows[3] = ("BAD", "news", "poison", "rejected")

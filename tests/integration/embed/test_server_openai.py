@@ -12,12 +12,13 @@ import numpy as np
 import openai
 import pytest
 from conftest import hand_made_news, read_json, write_news
+from faulty_server import FaultPlan, text_hash
+from faulty_server import FaultyEmbeddingServer as EmbeddingHTTPServer
 
 from newsrec.embed.cache import EmbeddingCache
 from newsrec.embed.config import PrecomputeConfig, ProviderConfig
 from newsrec.embed.precompute import precompute
 from newsrec.embed.providers import build_provider
-from newsrec.embed.server import EmbeddingHTTPServer, FaultPlan, text_hash
 from newsrec.embed.store import EmbeddingTable, load_embeddings, save_embeddings
 
 
@@ -34,35 +35,38 @@ def _config(port: int, tmp: Path, **kw: object) -> PrecomputeConfig:
     return PrecomputeConfig(provider=ProviderConfig(**prov), progress=False, **rest)  # type: ignore[arg-type]
 
 
+M = "text-embedding-3-small"
+
+
 def test_openai_shapes(embedding_server: tuple[EmbeddingHTTPServer, int]) -> None:
     server, port = embedding_server
     client = _client(port)
     texts = ["Title: Storm\nAbstract: rain", "Title: Goal\nAbstract: late winner"]
-    floats = client.embeddings.create(model="m", input=texts, encoding_format="float")
-    b64 = client.embeddings.create(model="m", input=texts)  # the SDK asks for base64 by default
+    floats = client.embeddings.create(model=M, input=texts, encoding_format="float")
+    b64 = client.embeddings.create(model=M, input=texts)  # the SDK asks for base64 by default
     assert [d.index for d in floats.data] == [0, 1] and len(floats.data[0].embedding) == 384
     np.testing.assert_allclose(floats.data[1].embedding, b64.data[1].embedding, atol=1e-6)
     assert floats.usage.prompt_tokens == floats.usage.total_tokens > 0
     assert floats.model == "text-embedding-3-small"
-    one = client.embeddings.create(model="m", input="just one", dimensions=64, encoding_format="float")
+    one = client.embeddings.create(model=M, input="just one", dimensions=64, encoding_format="float")
     assert len(one.data) == 1 and np.linalg.norm(one.data[0].embedding) == pytest.approx(1.0, abs=1e-5)
-    assert [m.id for m in client.models.list()] == ["text-embedding-3-small"]
+    assert [m.id for m in client.models.list()] == ["text-embedding-3-small", "my-embedder"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
         assert json.loads(resp.read()) == {"status": "ok"}
     with pytest.raises(openai.BadRequestError, match="empty string"):
-        client.embeddings.create(model="m", input=["ok", ""])
-    raw = client.embeddings.with_raw_response.create(model="m", input="x", encoding_format="base64")
+        client.embeddings.create(model=M, input=["ok", ""])
+    raw = client.embeddings.with_raw_response.create(model=M, input="x", encoding_format="base64")
     vec = np.frombuffer(base64.b64decode(json.loads(raw.text)["data"][0]["embedding"]), "<f4")
     assert vec.shape == (384,)
 
 
 def test_bearer_key_and_admin_faults(local_provider: object) -> None:
-    from newsrec.embed.server import start_embedding_server
+    from faulty_server import start_faulty_server
 
-    server, port = start_embedding_server(local_provider, api_key="sk-right")  # type: ignore[arg-type]
+    server, port = start_faulty_server(local_provider, api_key="sk-right", model_name=M)  # type: ignore[arg-type]
     try:
         with pytest.raises(openai.AuthenticationError):
-            _client(port, "sk-wrong").embeddings.create(model="m", input="x")
+            _client(port, "sk-wrong").embeddings.create(model=M, input="x")
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/admin/faults",
             data=json.dumps({"rate_limit": 1, "retry_after": 7}).encode(),
@@ -70,9 +74,9 @@ def test_bearer_key_and_admin_faults(local_provider: object) -> None:
         )
         urllib.request.urlopen(req, timeout=5).close()
         with pytest.raises(openai.RateLimitError) as info:
-            _client(port, "sk-right").embeddings.create(model="m", input="x")
+            _client(port, "sk-right").embeddings.create(model=M, input="x")
         assert info.value.response.headers["retry-after"] == "7"
-        assert _client(port, "sk-right").embeddings.create(model="m", input="x").data
+        assert _client(port, "sk-right").embeddings.create(model=M, input="x").data
     finally:
         server.stop()
 
@@ -192,3 +196,9 @@ def test_openai_truncation_is_counted_and_applied(
     assert server.state.embedded[text_hash(long_text[:30])] == 1
     assert server.state.embedded[text_hash(long_text)] == 0
     assert report.total_tokens == 10 + -(-len("Title: short\nAbstract: x") // 3)
+
+
+def test_fault_plan_rejects_unknown_fields() -> None:
+    assert FaultPlan.from_dict({"rate_limit": 2}).rate_limit == 2
+    with pytest.raises(ValueError, match="rate_limits"):
+        FaultPlan.from_dict({"rate_limits": 2})

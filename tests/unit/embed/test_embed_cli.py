@@ -9,8 +9,6 @@ import typer
 from typer.testing import CliRunner
 
 from newsrec.cli.embed_cmd import register
-from newsrec.embed.server import FaultPlan
-from newsrec.errors import InvalidInput
 
 
 @pytest.fixture()
@@ -49,7 +47,16 @@ def test_openai_without_key_says_how_to_set_it(
     assert res.exit_code == 2 and "OPENAI_API_KEY" in res.output
 
 
-def test_fault_plan_rejects_unknown_fields() -> None:
-    assert FaultPlan.from_dict({"rate_limit": 2}).rate_limit == 2
-    with pytest.raises(InvalidInput, match="rate_limits"):
-        FaultPlan.from_dict({"rate_limits": 2})
+def test_embed_server_has_no_fault_injection(app: typer.Typer) -> None:
+    """Fault injection is test-only (tests/integration/embed/faulty_server.py): the product
+    CLI takes no fault plan, and the server module has no FaultPlan or /admin route."""
+    import newsrec.embed.server as server
+
+    res = CliRunner().invoke(app, ["embed-server", "--faults", '{"rate_limit": 1}'])
+    assert res.exit_code == 2 and "No such option" in res.output
+    assert not hasattr(server, "FaultPlan") and "/admin" not in Path(server.__file__).read_text()
+
+
+def test_embed_server_rejects_bad_limits(app: typer.Typer) -> None:
+    res = CliRunner().invoke(app, ["embed-server", "--max-inputs", "0"])
+    assert res.exit_code == 2 and "max_inputs" in res.output and "Traceback" not in res.output
