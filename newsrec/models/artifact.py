@@ -23,9 +23,13 @@ from threadpoolctl import threadpool_limits
 from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
 from newsrec.linalg import matmul
+from newsrec.models.cooc import CoClick, RecencyState
 from newsrec.models.ranker import FEATURES, NewsTable, numpy_mlp, ranker_features
 from newsrec.models.towers import ModelConfig, NewsTower
 
+TEXT_VECTORS = "text_vectors.npy"
+COCLICK = "coclick.safetensors"
+RECENCY = "recency.safetensors"
 REQUIRED = ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json")
 
 
@@ -79,6 +83,7 @@ class ArtifactModel:
             popularity=np.load(d / "popularity.npy", allow_pickle=False).astype(np.float32),
             first_seen=np.array([np.nan if t is None else t for t in meta["first_seen"]], dtype=np.float64),
             known=np.array(meta["known"], dtype=bool),
+            **_collaborative_arrays(d),
         )
         self._weights_path = d / "modality_weights.npy"
         self.data_clock: float | None = self.config.get("data_clock")
@@ -217,6 +222,20 @@ class ArtifactModel:
             tower.load_state_dict({k: torch.from_numpy(v) for k, v in self._news_state.items()})
             self._news_tower = tower.eval()
         return self._news_tower
+
+
+def _collaborative_arrays(d: Path) -> dict[str, Any]:
+    """Optional ranker inputs: raw text vectors (export), co-click model and recency state
+    (written by train_ranker); artifacts without them serve those features as zeros."""
+    out: dict[str, Any] = {}
+    if (d / TEXT_VECTORS).is_file():
+        out["text"] = np.load(d / TEXT_VECTORS, allow_pickle=False)
+    if (d / COCLICK).is_file():
+        out["coclick"] = CoClick.load(d / COCLICK)
+    if (d / RECENCY).is_file():
+        r = load_file(str(d / RECENCY))
+        out["recency"] = RecencyState(r["value"], float(r["ref"][0]), float(r["tau"][0]))
+    return out
 
 
 def load_serving(directory: str | Path, threads: int | None = 1) -> ArtifactModel:

@@ -125,11 +125,11 @@ def test_serving_matches_training_tower(run: Path, toy: tuple[Path, Path]) -> No
 
 def test_evaluate_report(run: Path, toy: tuple[Path, Path], tmp_path: Path) -> None:
     m = evaluate_run(EvalConfig(run=run, data=toy[0], out=tmp_path, progress=False))
-    assert set(m["scorers"]) == {"two_tower", "ranker", "popularity"}
+    assert {"two_tower", "ranker", "popularity", "item_knn", "recency_popularity"} <= set(m["scorers"])
     tt = m["scorers"]["two_tower"]
     assert tt["impressions"] + tt["skipped"] == 150
     assert tt["auc"] > 0.55 and tt["auc"] > m["scorers"]["popularity"]["auc"]
-    assert m["scorers"]["popularity"]["cold"]["auc"] == pytest.approx(0.5)  # no clicks in train
+    assert m["scorers"]["popularity"]["cold_unclicked"]["auc"] == pytest.approx(0.5)  # no clicks in train
     w = m["modality_weights"]
     assert w["modalities"] == ["id", "llm", "gnn"] and sum(w["all"]) == pytest.approx(1.0, abs=1e-4)
     assert (tmp_path / "report.md").is_file() and (tmp_path / "auc_slices.png").is_file()
