@@ -79,7 +79,7 @@ def baseline_scores(data: BaselineData, enc: Sequence[_Enc]) -> dict[str, list[n
     for i, e in enumerate(enc):
         out["popularity"].append(_masked(data.popularity, e.cands))
         out["recency_popularity"].append(rec[bounds[i] : bounds[i + 1]])
-        out["item_knn"].append(data.coclick.knn_scores(e.hist, e.cands)[0].astype(np.float64))
+        out["item_knn"].append(data.coclick.knn_mean(e.hist, e.cands).astype(np.float64))
         out["cooc_mf"].append(data.coclick.mf_scores(e.hist, e.cands).astype(np.float64))
     if data.text is not None:
         out["text_knn"] = [text_knn(data.text, e.hist, e.cands)[0].astype(np.float64) for e in enc]

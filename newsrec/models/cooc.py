@@ -48,11 +48,64 @@ class CoClick:
         h = h[h >= 0]
         if len(h) == 0 or c == 0:
             return np.zeros(c, np.float32), np.zeros(c, np.float32)
+        sims = self.cosines(self._valid(cand_rows), h)
+        return sims.mean(1), sims.max(1)
+
+    def cosines(self, a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+        """(len(a), len(b)) float32 `X[a] . X[b]`; rows < 0 give zero rows. Plain numpy over
+        the CSR arrays: scipy's fancy indexing + product cost ~1 ms of wrapper overhead per
+        request, this is a few vectorised calls over the matched (user) entries."""
+        m = self.matrix
+        a_ok = a_rows >= 0
+        a_ent, a_of = _entries(m.indptr, np.where(a_ok, a_rows, 0), a_ok)
+        b_ent, b_of = _entries(m.indptr, b_rows, np.ones(len(b_rows), bool))
+        out = np.zeros(len(a_rows) * len(b_rows), np.float64)
+        if len(a_ent) and len(b_ent):
+            b_user = m.indices[b_ent]
+            order = np.argsort(b_user, kind="stable")
+            b_sorted = b_user[order]
+            a_user = m.indices[a_ent]
+            lo = np.searchsorted(b_sorted, a_user, "left")
+            cnt = np.searchsorted(b_sorted, a_user, "right") - lo
+            total = int(cnt.sum())
+            if total:
+                ai = np.repeat(np.arange(len(a_ent)), cnt)
+                bj = order[np.repeat(lo - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt) + np.arange(total)]
+                w = m.data[a_ent[ai]].astype(np.float64) * m.data[b_ent[bj]]
+                flat = a_of[ai] * len(b_rows) + b_of[bj]
+                out = np.bincount(flat, weights=w, minlength=len(out)).astype(np.float64)
+        return out.reshape(len(a_rows), len(b_rows)).astype(np.float32)
+
+    def knn_mean(self, hist_rows: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
+        """Mean cosine with the history, `X[c] . mean(X[hist])`, exactly as `knn_scores`'s
+        mean but in time linear in the candidates' entries (the serving path: the pairwise
+        max costs as many products as users shared by candidates and history)."""
+        c = len(cand_rows)
+        h = self._valid(hist_rows)
+        h = h[h >= 0]
+        if len(h) == 0 or c == 0:
+            return np.zeros(c, np.float32)
+        m = self.matrix
+        h_ent, _ = _entries(m.indptr, h, np.ones(len(h), bool))
+        q = np.bincount(m.indices[h_ent], weights=m.data[h_ent], minlength=m.shape[1]) / len(h)
         cr = self._valid(cand_rows)
         ok = cr >= 0
-        sims = (self.matrix[np.where(ok, cr, 0)] @ self.matrix[h].T).toarray().astype(np.float32)
-        sims *= ok[:, None]
-        return sims.mean(1), sims.max(1)
+        c_ent, owner = _entries(m.indptr, np.where(ok, cr, 0), ok)
+        w = m.data[c_ent] * q[m.indices[c_ent]]
+        return np.bincount(owner, weights=w, minlength=c).astype(np.float32)
+
+    def mf_max(self, hist_rows: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
+        """Closest history article in the factor space, `max_h F[c] . F[h]` (the low-rank
+        stand-in for item-kNN's max: a dense product instead of per-user pairs)."""
+        c = len(cand_rows)
+        h = self._valid(hist_rows)
+        h = h[h >= 0]
+        if self.factors is None or len(h) == 0:
+            return np.zeros(c, np.float32)
+        cr = self._valid(cand_rows)
+        ok = cr >= 0
+        sims = self.factors[np.where(ok, cr, 0)] @ self.factors[h].T
+        return (sims.max(1) * ok).astype(np.float32)
 
     def mf_scores(self, hist_rows: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
         """Factorisation score `F[c] . mean(F[hist])`; zeros without factors or history."""
@@ -89,6 +142,17 @@ class CoClick:
         shape = tuple(int(x) for x in a["shape"])
         m = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=shape)
         return cls(m, a.get("factors"))
+
+
+def _entries(indptr: np.ndarray, rows: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in the CSR arrays of the entries of `rows` (masked rows: none) and the
+    index into `rows` each entry belongs to."""
+    start = indptr[rows]
+    cnt = np.where(ok, indptr[rows + 1] - start, 0)
+    total = int(cnt.sum())
+    owner = np.repeat(np.arange(len(rows)), cnt)
+    pos = np.repeat(start - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt) + np.arange(total)
+    return pos.astype(np.int64), owner
 
 
 def build_coclick(

@@ -4,9 +4,10 @@ The features are computed with numpy from the serving artifact's arrays, so
 training (`newsrec.train.ranker`) and serving compute exactly the same thing.
 News and user vectors are unit length, so `dot` is also the cosine.
 
-Collaborative features come from the table's optional co-click model (item-kNN mean/max
-and the factorisation score, `newsrec.models.cooc`), its recency state (clicks decayed
-to the request time) and the raw text vectors (text-kNN mean/max). `rank_*` features
+Collaborative features come from the table's optional co-click model (item-kNN mean,
+the factorisation score and its max over the history, `newsrec.models.cooc`), its
+recency state (clicks decayed to the request time) and the raw text vectors (text-kNN
+mean/max). `rank_*` features
 are the candidate's percentile within its own impression: the ranker compares
 candidates of one list, and a score's scale differs between users.
 """
@@ -34,9 +35,9 @@ FEATURES = (
     "cold",  # no ID embedding of its own (not seen in train)
     "has_entities",
     "log_history_len",
-    "knn_mean",  # co-click cosine with the history (item-kNN), mean / max
-    "knn_max",
+    "knn_mean",  # mean co-click cosine with the history (item-kNN)
     "mf",  # factorisation of the co-click matrix, user folded in from the history
+    "mf_max",  # closest history article in the factor space
     "text_mean",  # raw text-embedding cosine with the history (text-kNN), mean / max
     "text_max",
     "log_recency_pop",  # log(1 + clicks decayed by age at request time)
@@ -136,8 +137,9 @@ def _collaborative(
 ) -> None:
     """Fill the co-click, text-kNN, recency and within-impression rank columns of `f`."""
     if table.coclick is not None:
-        f[:, _COL["knn_mean"]], f[:, _COL["knn_max"]] = table.coclick.knn_scores(hist_rows, cand_rows)
+        f[:, _COL["knn_mean"]] = table.coclick.knn_mean(hist_rows, cand_rows)
         f[:, _COL["mf"]] = table.coclick.mf_scores(hist_rows, cand_rows)
+        f[:, _COL["mf_max"]] = table.coclick.mf_max(hist_rows, cand_rows)
     if table.text is not None and len(hist_rows):
         f[:, _COL["text_mean"]], f[:, _COL["text_max"]] = text_knn(table.text, hist_rows, cand_rows)
     if table.recency is not None:
@@ -154,7 +156,7 @@ def text_knn(text: np.ndarray, hist_rows: np.ndarray, cand_rows: np.ndarray) -> 
     if len(h) == 0:
         z = np.zeros(len(cand_rows), np.float32)
         return z, z.copy()
-    sims = matmul(text[np.where(ok, cand_rows, 0)].astype(np.float32), text[h].astype(np.float32).T)
+    sims = matmul(text[np.where(ok, cand_rows, 0)], text[h].T).astype(np.float32)
     sims *= ok[:, None]
     return sims.mean(1), sims.max(1)
 

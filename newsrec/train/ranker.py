@@ -190,6 +190,15 @@ def _fit(
     return mlp.eval(), best[1], best[0]
 
 
+def _drop_old_ranker(serving_dir: Path) -> None:
+    """Retraining replaces any earlier ranker; one with other FEATURES would not load."""
+    path = serving_dir / "config.json"
+    cfg = json.loads(path.read_text())
+    if cfg.get("ranker"):
+        cfg["ranker"] = None
+        path.write_text(json.dumps(cfg, indent=2))
+
+
 def train_ranker(config: RankerConfig, splits: dict[str, MindSplit] | None = None) -> RankerResult:
     """Fit the ranker MLP for `config.run`, write `serving/ranker.safetensors` (+ the
     co-click model and recency state it reads) and record it in `serving/config.json`.
@@ -198,8 +207,8 @@ def train_ranker(config: RankerConfig, splits: dict[str, MindSplit] | None = Non
     run = Path(config.run)
     tcfg = TrainConfig.model_validate_json((run / "config.json").read_text())
     serving_dir = run / "serving"
+    _drop_old_ranker(serving_dir)
     model = load_serving(serving_dir, threads=None)
-    model.ranker = None
     splits = splits if splits is not None else load_dataset(config.data)
     parts = split_impressions(
         splits, tcfg.max_train_impressions, tcfg.ranker_holdout, config.max_dev_impressions, tcfg.seed

@@ -40,11 +40,29 @@ def test_coclick_cosines_are_known() -> None:
     mean, mx = cc.knn_scores(np.array([0]), np.array([1, 2, 3, -1]))
     # cos(A,B) = 1/2, cos(A,C) = 1/sqrt(2), D and unknown: 0
     assert mean == pytest.approx([0.5, 1 / np.sqrt(2), 0, 0])
+    assert cc.knn_mean(np.array([0]), np.array([1, 2, 3, -1])) == pytest.approx(mean)
     mean, mx = cc.knn_scores(np.array([0, 1]), np.array([2]))
     assert mean[0] == pytest.approx((1 / np.sqrt(2) + 0) / 2) and mx[0] == pytest.approx(1 / np.sqrt(2))
     # no history, or rows added after the build (beyond the matrix): zeros
     assert not cc.knn_scores(np.array([], np.int64), np.array([0, 1]))[0].any()
     assert cc.knn_scores(np.array([0]), np.array([9]))[1].tolist() == [0.0]
+
+
+def test_fast_mean_equals_pairwise_mean_on_a_random_matrix() -> None:
+    rng = np.random.default_rng(1)
+    imps = [
+        imp(
+            f"u{u}",
+            [f"N{x}" for x in rng.choice(60, 8)],
+            [f"N{x}" for x in rng.choice(60, 5)],
+            [1, 0, 1, 0, 0],
+        )
+        for u in range(80)
+    ]
+    row = {f"N{i}": i for i in range(60)}
+    cc = build_coclick(imps, row.get, 62)
+    hist, cands = rng.choice(60, 12), np.append(rng.choice(62, 30), -1)
+    assert cc.knn_mean(hist, cands) == pytest.approx(cc.knn_scores(hist, cands)[0], abs=1e-6)
 
 
 def test_only_the_given_impressions_count() -> None:
@@ -63,6 +81,7 @@ def test_full_rank_factors_reproduce_the_cosines(tmp_path: Path) -> None:
     f = u[:, :2] * s[:2]
     assert cc.mf_scores(hist, cands) == pytest.approx(f[cands] @ f[hist].mean(0), abs=1e-5)
     assert np.corrcoef(cc.mf_scores(hist, cands), want)[0, 1] > 0.9
+    assert cc.mf_max(hist, cands) == pytest.approx((f[cands] @ f[hist].T).max(1), abs=1e-5)
     cc.save(tmp_path / "c.safetensors")
     back = CoClick.load(tmp_path / "c.safetensors")
     assert np.array_equal(back.matrix.toarray(), cc.matrix.toarray())

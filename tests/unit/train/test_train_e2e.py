@@ -183,7 +183,7 @@ def test_ranker_serving_features_equal_training_features(run: Path, toy: tuple[P
     x_serve = np.concatenate([ranker_features(t, e.user, e.hist, e.cands, e.time) for e in enc])
     assert np.allclose(x_train, x_serve, atol=1e-4)
     col = {n: i for i, n in enumerate(FEATURES)}
-    for name in ("knn_mean", "mf", "text_max", "log_recency_pop", "rank_knn"):
+    for name in ("knn_mean", "mf", "mf_max", "text_max", "log_recency_pop", "rank_knn"):
         assert x_serve[:, col[name]].std() > 0, name
     e = enc[0]
     assert model.ranker is not None
