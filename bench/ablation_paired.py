@@ -9,7 +9,10 @@ error (SD of the differences / sqrt(n)) and z = mean / SE.
 
 `--ablation` may be given more than once (variants run in several processes); each
 `OUT/runs/<name>/serving` found is used. `ranker` is the ranker of the run named in
-ablation.json's ranker row.
+ablation.json's ranker row. The differences come from `newsrec.eval.paired.paired_diff`,
+the same code that gives `newsrec evaluate`/`ablation` their comparison against the best
+baseline (those now report it themselves, from the per-impression metrics each
+evaluation saves; this script remains for re-scoring saved runs on another sample).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from newsrec.data import load_split  # noqa: E402
 from newsrec.eval.evaluate import sample_impressions, scorers  # noqa: E402
 from newsrec.eval.metrics import auc  # noqa: E402
+from newsrec.eval.paired import paired_diff  # noqa: E402
 from newsrec.models.artifact import load_serving  # noqa: E402
 from newsrec.train.prepare import labeled  # noqa: E402
 from newsrec.train.ranker import encode_impressions  # noqa: E402
@@ -90,20 +94,14 @@ def main() -> None:
     for a, b in PAIRS:
         if a not in scores or b not in scores:
             continue
-        d = scores[a] - scores[b]
-        d = d[~np.isnan(d)]
-        mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+        d = paired_diff(scores[a], scores[b])
+        if d["diff"] is None or d["se"] is None:
+            continue
+        mean, se, z = d["diff"], d["se"], d["z"]
         rows.append(
-            {
-                "a": a,
-                "b": b,
-                "n": len(d),
-                "diff": round(mean, 4),
-                "se": round(se, 4),
-                "z": round(mean / se, 1),
-            }
-        )
-        print(f"{a + ' - ' + b:30s} {len(d):6d} {mean:+8.4f} {se:7.4f} {mean / se:6.1f}")
+            {"a": a, "b": b, "n": d["n"], "diff": round(mean, 4), "se": round(se, 4), "z": round(z, 1)}
+        )  # noqa: E501
+        print(f"{a + ' - ' + b:30s} {d['n']:6d} {mean:+8.4f} {se:7.4f} {z:6.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(

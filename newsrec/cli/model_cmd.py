@@ -130,13 +130,55 @@ def evaluate(
     except (NewsrecError, ValidationError, ValueError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"{m['model_version']} on {m['split']} ({m['impressions']} impressions)")
-    for col in ("scorer", "AUC", "MRR", "nDCG@5", "nDCG@10", "cold AUC", "empty-hist AUC"):
+    cols = ("scorer", "kind", "AUC±SE", "MRR", "nDCG@10", "never-clicked AUC (n)", "not-in-train AUC (n)")
+    for col in (*cols, "empty-hist AUC (n)"):
         table.add_column(col)
     for name, s in m["scorers"].items():
-        vals = [s["auc"], s["mrr"], s["ndcg5"], s["ndcg10"], s["cold"]["auc"], s["empty_history"]["auc"]]
-        table.add_row(name, *(f"{v:.4f}" for v in vals))
-    Console().print(table)
+        table.add_row(
+            name,
+            s.get("kind", ""),
+            f"{_num(s['auc'])}±{_num(s.get('auc_se'))}",
+            _num(s["mrr"]),
+            _num(s["ndcg10"]),
+            *(
+                f"{_num(s[k]['auc'])} ({s[k]['impressions']})"
+                for k in ("cold_unclicked", "cold_new", "empty_history")
+            ),
+        )
+    _out().print(table)
+    _print_comparison(m.get("comparison") or {})
     Console().print(f"report: {out / 'report.md'}")
+
+
+def _out() -> Console:
+    """stdout console; piped output gets a wide fixed width so the metric tables stay one
+    line per row (rich wraps at 80 columns when it cannot see a terminal)."""
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def _print_comparison(comparison: dict[str, Any]) -> None:
+    """The verdict line and the paired differences against the best baseline."""
+    _out().print(comparison.get("verdict") or "no baseline to compare with")
+    best, pairs = comparison.get("best_baseline"), comparison.get("pairs") or {}
+    if not best or not pairs:
+        return
+    table = Table(title=f"paired over impressions: model - {best}")
+    for col in ("model", "ΔAUC (SE, z)", "ΔMRR (SE, z)", "ΔnDCG@10 (SE, z)", "n"):
+        table.add_column(col)
+    for name, p in pairs.items():
+        cells = [
+            "n/a"
+            if d["diff"] is None or d["z"] is None
+            else f"{d['diff']:+.4f} ({_num(d['se'])}, {d['z']:+.1f})"
+            for d in (p["auc"], p["mrr"], p["ndcg10"])
+        ]
+        table.add_row(name, *cells, str(p["auc"]["n"]))
+    _out().print(table)
 
 
 def ablation(
@@ -156,7 +198,7 @@ def ablation(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
 ) -> None:
-    """Train and evaluate id, id+gnn, id+llm, id+llm+gnn, fusion variants, ranker, popularity."""
+    """Train and evaluate id, id+gnn, id+llm, id+llm+gnn, fusion variants, ranker, and the baselines."""
     from newsrec.eval.ablation import VARIANTS, AblationConfig, run_ablation
 
     gate("ablation", data, embeddings)
@@ -185,13 +227,15 @@ def ablation(
 
 def _print_ablation(res: dict[str, Any]) -> None:
     table = Table(title="ablation (dev)")
-    cols = ("auc", "mrr", "ndcg5", "ndcg10", "cold_auc", "recall50")
+    cols = ("auc", "auc_se", "mrr", "ndcg5", "ndcg10", "cold_unclicked_auc", "cold_new_auc", "recall50")
     table.add_column("run")
+    table.add_column("kind")
     for c in cols:
         table.add_column(c)
     for r in res["runs"]:
-        table.add_row(r["name"], *("–" if r.get(c) is None else f"{r[c]:.4f}" for c in cols))
-    Console().print(table)
+        table.add_row(r["name"], r.get("kind", "model"), *(_num(r.get(c)) for c in cols))
+    _out().print(table)
+    _print_comparison(res.get("comparison") or {})
 
 
 def kg(

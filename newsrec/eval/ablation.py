@@ -3,7 +3,10 @@
 Runs (same data load, seed and settings for all):
   id, id+gnn, id+llm, id+llm+gnn (attention fusion; reused as fusion-attention),
   fusion-gate, fusion-concat (full model), ranker (on the best full model),
-  popularity (train click counts).
+  and the baselines of `newsrec.eval.baselines` (popularity, recency-weighted popularity,
+  item-kNN, co-click factorisation, text-kNN) on the same impressions.
+`comparison` holds every model row's paired per-impression differences against the
+best baseline (mean, SE, z), and a one-line verdict. Strict JSON (no NaN).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
-from newsrec.eval.evaluate import EvalConfig, evaluate_run  # noqa: E402
+from newsrec.eval.baselines import BASELINES  # noqa: E402
+from newsrec.eval.evaluate import PER_IMPRESSION, EvalConfig, evaluate_run, load_values  # noqa: E402
+from newsrec.eval.paired import compare_to_best, write_json  # noqa: E402
+from newsrec.eval.report import comparison_lines  # noqa: E402
 from newsrec.models.towers import ModelConfig  # noqa: E402
 from newsrec.train.config import RankerConfig, TrainConfig  # noqa: E402
 from newsrec.train.prepare import load_inputs  # noqa: E402
@@ -54,20 +60,29 @@ class AblationConfig(BaseModel):
     progress: bool = True
 
 
-def _row(name: str, scorer: dict[str, Any], retrieval: dict[str, Any] | None) -> dict[str, Any]:
+def _row(
+    name: str, scorer: dict[str, Any], retrieval: dict[str, Any] | None, eval_dir: Path, source: str
+) -> dict[str, Any]:
+    """One table row; `values` points at the per-impression metrics (paired differences)."""
     return {
         "name": name,
+        "kind": "baseline" if name in BASELINES else "model",
         "auc": scorer["auc"],
+        "auc_se": scorer.get("auc_se"),
         "mrr": scorer["mrr"],
         "ndcg5": scorer["ndcg5"],
         "ndcg10": scorer["ndcg10"],
-        "cold_auc": scorer["cold"]["auc"],
+        "cold_unclicked_auc": scorer["cold_unclicked"]["auc"],
+        "cold_unclicked_n": scorer["cold_unclicked"]["impressions"],
+        "cold_new_auc": scorer["cold_new"]["auc"],
+        "cold_new_n": scorer["cold_new"]["impressions"],
         "empty_history_auc": scorer["empty_history"]["auc"],
         "recall50": None if retrieval is None else retrieval["recall50"],
+        "values": {"file": str(eval_dir / PER_IMPRESSION), "scorer": source},
     }
 
 
-ORDER = (*VARIANTS, "ranker", "popularity")
+ORDER = (*VARIANTS, "ranker", *BASELINES)
 
 
 def _settings(config: AblationConfig) -> dict[str, Any]:
@@ -84,7 +99,7 @@ def _previous_rows(out: Path, config: AblationConfig) -> list[dict[str, Any]]:
     old = json.loads(path.read_text())
     if old.get("settings") != _settings(config):
         raise ValueError(f"{path}: written with other settings {old.get('settings')}; use another --out")
-    rerun = set(config.variants) | ({"ranker", "popularity"} if set(FULL) & set(config.variants) else set())
+    rerun = set(config.variants) | ({"ranker", *BASELINES} if set(FULL) & set(config.variants) else set())
     return [r for r in old.get("runs", []) if r["name"] not in rerun]
 
 
@@ -138,7 +153,10 @@ def run_ablation(config: AblationConfig) -> dict[str, Any]:
             ),
             inputs.splits,
         )
-        rows.append(_row(name, evals[name]["scorers"]["two_tower"], evals[name]["retrieval"]))
+        ev_dir = run_dir / "eval"
+        rows.append(
+            _row(name, evals[name]["scorers"]["two_tower"], evals[name]["retrieval"], ev_dir, "two_tower")
+        )
         _save(out, rows, settings)
     full = [n for n in FULL if n in evals]
     if full:
@@ -156,37 +174,90 @@ def run_ablation(config: AblationConfig) -> dict[str, Any]:
             ),
             inputs.splits,
         )
-        rows.append({**_row("ranker", ev["scorers"]["ranker"], ev["retrieval"]), "base": best})
-        rows.append(_row("popularity", ev["scorers"]["popularity"], None))
+        ev_dir = run_dir / "eval-ranker"
+        rows.append(
+            {**_row("ranker", ev["scorers"]["ranker"], ev["retrieval"], ev_dir, "ranker"), "base": best}
+        )
+        rows.extend(_row(b, ev["scorers"][b], None, ev_dir, b) for b in BASELINES if b in ev["scorers"])
     return _save(out, rows, settings)
 
 
+def _comparison(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paired differences of every model row against the best baseline row, from the
+    per-impression metrics each row's evaluation saved (same seed: same impressions)."""
+    values: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        ref = r.get("values") or {}
+        v = load_values(Path(ref["file"]), ref["scorer"]) if ref else None
+        if v is not None:
+            values[r["name"]] = v
+    lens = {len(next(iter(v.values()))) for v in values.values()}
+    if len(lens) > 1:  # evaluated on different samples: no pairing
+        return {"best_baseline": None, "pairs": {}, "verdict": "rows scored different impressions"}
+    means = {r["name"]: r["auc"] for r in rows if r["name"] in values}
+    models = [r["name"] for r in rows if r.get("kind", "model") == "model"]
+    return compare_to_best(values, means, models, [r["name"] for r in rows if r.get("kind") == "baseline"])
+
+
 def _save(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
-    rows.sort(key=lambda r: ORDER.index(r["name"]))
-    result = {"runs": rows, "settings": settings}
-    (out / "ablation.json").write_text(json.dumps(result, indent=2))
+    rows.sort(key=lambda r: ORDER.index(r["name"]) if r["name"] in ORDER else len(ORDER))
+    comparison = _comparison(rows)
+    result: dict[str, Any] = {"runs": rows, "settings": settings, "comparison": comparison}
+    write_json(out / "ablation.json", result)
     lines = [
-        "| run | AUC | MRR | nDCG@5 | nDCG@10 | cold AUC | empty-history AUC | Recall@50 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | kind | AUC ± SE | MRR | nDCG@5 | nDCG@10 | AUC never-clicked (n) | AUC not-in-train-news (n)"
+        " | empty-history AUC | Recall@50 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        vals = [r[k] for k in ("auc", "mrr", "ndcg5", "ndcg10", "cold_auc", "empty_history_auc", "recall50")]
-        lines.append(f"| {r['name']} | " + " | ".join("–" if v is None else f"{v:.4f}" for v in vals) + " |")
+        cells = [
+            f"{_f(r['auc'])} ± {_f(r.get('auc_se'))}",
+            *(_f(r.get(k)) for k in ("mrr", "ndcg5", "ndcg10")),
+            f"{_f(r.get('cold_unclicked_auc'))} ({r.get('cold_unclicked_n', 0)})",
+            f"{_f(r.get('cold_new_auc'))} ({r.get('cold_new_n', 0)})",
+            _f(r.get("empty_history_auc")),
+            _f(r.get("recall50")),
+        ]
+        lines.append(f"| {r['name']} | {r.get('kind', 'model')} | " + " | ".join(cells) + " |")
+    lines += ["", *comparison_lines(comparison)]
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    names = [r["name"] for r in rows]
-    x = range(len(rows))
-    ax.bar([i - 0.2 for i in x], [r["auc"] for r in rows], 0.4, label="dev AUC")
-    ax.bar([i + 0.2 for i in x], [r["cold_auc"] or 0.0 for r in rows], 0.4, label="cold-start AUC")
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xticks(list(x), names, rotation=20)
-    ax.set_ylim(0.4, max([0.8] + [r["auc"] + 0.05 for r in rows]))
-    ax.legend()
-    ax.set_title("ablation on dev")
-    fig.tight_layout()
-    fig.savefig(out / "ablation.png", dpi=110)
-    plt.close(fig)
+    _plot(out / "ablation.png", rows)
     return result
+
+
+def _f(v: Any) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
+    """AUC (±1 SE) and never-clicked AUC per row; baselines hatched."""
+    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(rows)), 3.8))
+    x = range(len(rows))
+    hatch = ["//" if r.get("kind") == "baseline" else "" for r in rows]
+    bars = ax.bar(
+        [i - 0.2 for i in x],
+        [r["auc"] or 0.0 for r in rows],
+        0.4,
+        yerr=[r.get("auc_se") or 0.0 for r in rows],
+        capsize=2,
+        label="dev AUC (±1 SE)",
+    )
+    for b, h in zip(bars, hatch, strict=True):
+        b.set_hatch(h)
+    ax.bar(
+        [i + 0.2 for i in x],
+        [r.get("cold_unclicked_auc") or 0.0 for r in rows],
+        0.4,
+        label="never-clicked AUC",
+    )
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(list(x), [r["name"] for r in rows], rotation=25, fontsize=8)
+    ax.set_ylim(0.4, max([0.8] + [(r["auc"] or 0) + 0.05 for r in rows]))
+    ax.legend(fontsize=8)
+    ax.set_title("ablation on dev (hatched: baselines)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def merge_ablations(sources: list[Path], out: Path) -> dict[str, Any]:

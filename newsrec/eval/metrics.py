@@ -61,33 +61,47 @@ def ndcg(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
 
 @dataclass
 class MetricAccumulator:
-    """Averages per-impression AUC, MRR, nDCG@5/10 and counts skipped impressions."""
+    """Averages per-impression AUC, MRR, nDCG@5/10 and counts skipped impressions.
+    With `keep`, `values[metric]` holds each added impression's value (NaN if skipped),
+    for paired comparisons of scorers over the same impressions."""
 
     sums: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("auc", "mrr", "ndcg5", "ndcg10"), 0.0)
     )
     n: int = 0
     skipped: int = 0
+    keep: bool = False
+    values: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, labels: np.ndarray, scores: np.ndarray) -> None:
         pos = int((labels > 0).sum())
         if pos == 0 or pos == len(labels):
             self.skipped += 1
+            if self.keep:
+                for k in self.sums:
+                    self.values.setdefault(k, []).append(float("nan"))
             return
-        self.sums["auc"] += auc(labels, scores)
-        self.sums["mrr"] += mrr(labels, scores)
-        self.sums["ndcg5"] += ndcg(labels, scores, 5)
-        self.sums["ndcg10"] += ndcg(labels, scores, 10)
+        one = {
+            "auc": auc(labels, scores),
+            "mrr": mrr(labels, scores),
+            "ndcg5": ndcg(labels, scores, 5),
+            "ndcg10": ndcg(labels, scores, 10),
+        }
+        for k, v in one.items():
+            self.sums[k] += v
+            if self.keep:
+                self.values.setdefault(k, []).append(v)
         self.n += 1
 
-    def result(self) -> dict[str, float]:
-        out: dict[str, float] = {k: (v / self.n if self.n else float("nan")) for k, v in self.sums.items()}
+    def result(self) -> dict[str, float | None]:
+        """Means (None for an empty slice: strict JSON has no NaN), counts."""
+        out: dict[str, float | None] = {k: (v / self.n if self.n else None) for k, v in self.sums.items()}
         out["impressions"] = self.n
         out["skipped"] = self.skipped
         return out
 
 
-def impression_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+def impression_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float | None]:
     """Mean metrics over (labels, scores) pairs, one per impression."""
     acc = MetricAccumulator()
     for labels, scores in pairs:
@@ -95,11 +109,13 @@ def impression_metrics(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[s
     return acc.result()
 
 
-def recall_hit_at_k(ranked: np.ndarray, positives: list[np.ndarray], ks: Iterable[int]) -> dict[str, float]:
+def recall_hit_at_k(
+    ranked: np.ndarray, positives: list[np.ndarray], ks: Iterable[int]
+) -> dict[str, float | None]:
     """Retrieval metrics: `ranked` (U, Kmax) top ids per user; `positives` the clicked
     ids per user (users without positives are skipped). Recall@K = |top-K ∩ pos| / |pos|,
     Hit@K = 1 if any positive is in the top K."""
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     keep = [i for i, p in enumerate(positives) if len(p)]
     for k in ks:
         rec, hit = [], []
@@ -107,7 +123,7 @@ def recall_hit_at_k(ranked: np.ndarray, positives: list[np.ndarray], ks: Iterabl
             found = np.isin(positives[i], ranked[i, :k]).sum()
             rec.append(found / len(positives[i]))
             hit.append(float(found > 0))
-        out[f"recall{k}"] = float(np.mean(rec)) if rec else float("nan")
-        out[f"hit{k}"] = float(np.mean(hit)) if hit else float("nan")
+        out[f"recall{k}"] = float(np.mean(rec)) if rec else None
+        out[f"hit{k}"] = float(np.mean(hit)) if hit else None
     out["retrieval_users"] = len(keep)
     return out

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 METRICS = ("auc", "mrr", "ndcg5", "ndcg10")
+SLICE_LABELS = {"cold_unclicked": "never clicked in train", "cold_new": "not in train news"}
 
 
 def _fmt(x: Any) -> str:
@@ -19,19 +20,25 @@ def _fmt(x: Any) -> str:
 
 def _slices_plot(metrics: dict[str, Any], path: Path) -> None:
     scorers = metrics["scorers"]
-    slices = ["overall", "cold", "empty_history"]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    slices = ["overall", "cold_unclicked", "cold_new", "empty_history"]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     width = 0.8 / len(scorers)
     for i, (name, m) in enumerate(scorers.items()):
-        vals = [m["auc"], m["cold"]["auc"], m["empty_history"]["auc"]]
+        vals = [m["auc"], *(m[s]["auc"] for s in slices[1:])]
+        err = [m.get("auc_se") or 0.0, 0.0, 0.0, 0.0]
         ax.bar(
-            [j + i * width for j in range(len(slices))], [v if v == v else 0 for v in vals], width, label=name
+            [j + i * width for j in range(len(slices))],
+            [0 if v is None else v for v in vals],
+            width,
+            yerr=err,
+            capsize=2,
+            label=name,
         )
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks([j + width * (len(scorers) - 1) / 2 for j in range(len(slices))], slices)
-    ax.set_ylabel("AUC")
+    ax.set_ylabel("AUC (bars: ±1 SE over impressions)")
     ax.set_ylim(0.4, 1.0)
-    ax.legend()
+    ax.legend(fontsize=7, ncol=2)
     ax.set_title("dev AUC by slice")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -53,24 +60,62 @@ def _weights_plot(mw: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def scorer_lines(metrics: dict[str, Any]) -> list[str]:
+    """The markdown table of every scorer (models, then baselines) with slice counts."""
+    lines = [
+        "| scorer | kind | AUC (±SE) | MRR | nDCG@5 | nDCG@10 | AUC never-clicked (n)"
+        " | AUC not-in-train-news (n) | AUC empty history (n) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in metrics["scorers"].items():
+        sl = " | ".join(
+            f"{_fmt(m[s]['auc'])} ({m[s]['impressions']})"
+            for s in ("cold_unclicked", "cold_new", "empty_history")
+        )
+        lines.append(
+            f"| {name} | {m.get('kind', '')} | {_fmt(m['auc'])} ± {_fmt(m.get('auc_se'))} | "
+            + " | ".join(_fmt(m[k]) for k in METRICS[1:])
+            + f" | {sl} |"
+        )
+    return lines
+
+
+def comparison_lines(comparison: dict[str, Any]) -> list[str]:
+    """Paired differences of the model rows against the best baseline."""
+    best = comparison.get("best_baseline")
+    lines = [comparison.get("verdict", ""), ""]
+    if not best or not comparison.get("pairs"):
+        return lines
+    lines += [
+        f"| model - {best} | ΔAUC (SE, z) | ΔMRR (SE, z) | ΔnDCG@10 (SE, z) | impressions |",
+        "|---|---|---|---|---|",
+    ]
+    for m, p in comparison["pairs"].items():
+        cells = [
+            f"{d['diff']:+.4f} ({_fmt(d['se'])}, {d['z']:+.1f})"
+            if d["diff"] is not None and d["z"] is not None
+            else "n/a"
+            for d in (p["auc"], p["mrr"], p["ndcg10"])
+        ]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {p['auc']['n']} |")
+    return lines
+
+
 def write_report(metrics: dict[str, Any], out: Path) -> Path:
     """Write `report.md`, `auc_slices.png` and (attention/gate fusion) `modality_weights.png`."""
     _slices_plot(metrics, out / "auc_slices.png")
     lines = [
         f"# Evaluation of {metrics['model_version']} on {metrics['split']}",
         "",
-        f"{metrics['impressions']} labeled impressions.",
+        f"{metrics['impressions']} labeled impressions. Slices: AUC over each impression's candidates of",
+        "the slice only; (n) impressions with a click and a non-click there.",
         "",
-        "| scorer | AUC | MRR | nDCG@5 | nDCG@10 | cold AUC | empty-history AUC | impressions | skipped |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *scorer_lines(metrics),
+        "",
+        "## Against the best baseline (paired over impressions)",
+        "",
+        *comparison_lines(metrics.get("comparison", {})),
     ]
-    for name, m in metrics["scorers"].items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(_fmt(m[k]) for k in METRICS)
-            + f" | {_fmt(m['cold']['auc'])} ({m['cold']['impressions']}) | {_fmt(m['empty_history']['auc'])}"
-            + f" ({m['empty_history']['impressions']}) | {m['impressions']} | {m['skipped']} |"
-        )
     lines += ["", "![AUC by slice](auc_slices.png)", "", "## Retrieval over all news (user vector)", ""]
     r = metrics["retrieval"]
     lines.append("| " + " | ".join(k for k in r) + " |")

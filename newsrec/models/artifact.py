@@ -24,9 +24,13 @@ from newsrec.atomic import is_sealed, verify
 from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
 from newsrec.linalg import matmul
+from newsrec.models.cooc import CoClick, RecencyState
 from newsrec.models.ranker import FEATURES, NewsTable, numpy_mlp, ranker_features
 from newsrec.models.towers import ModelConfig, NewsTower
 
+TEXT_VECTORS = "text_vectors.npy"
+COCLICK = "coclick.safetensors"
+RECENCY = "recency.safetensors"
 REQUIRED = ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json")
 SERVING_KIND = "serving"
 
@@ -55,7 +59,7 @@ def _read_json(path: Path) -> Any:
 class ArtifactModel:
     """Loaded serving artifact; satisfies `newsrec.models.serving.ServingModel`."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, with_ranker: bool = True) -> None:
         d = Path(directory)
         verify_serving(d)  # before reading anything: never load a mix of two runs
         for name in REQUIRED:
@@ -96,6 +100,7 @@ class ArtifactModel:
             popularity=np.load(d / "popularity.npy", allow_pickle=False).astype(np.float32),
             first_seen=np.array([np.nan if t is None else t for t in meta["first_seen"]], dtype=np.float64),
             known=np.array(meta["known"], dtype=bool),
+            **_collaborative_arrays(d),
         )
         self._weights_path = d / "modality_weights.npy"
         self.data_clock: float | None = self.config.get("data_clock")
@@ -104,7 +109,8 @@ class ArtifactModel:
         self._news_state = {k[len("news.") :]: v for k, v in tower.items() if k.startswith("news.")}
         self._news_tower: NewsTower | None = None
         self.ranker: dict[str, np.ndarray] | None = None
-        if self.config.get("ranker") and (d / "ranker.safetensors").is_file():
+        # `with_ranker=False`: ranker training replaces the old one, which may read other FEATURES
+        if with_ranker and self.config.get("ranker") and (d / "ranker.safetensors").is_file():
             if list(self.config["ranker"]["features"]) != list(FEATURES):
                 raise DataError(f"{d / 'config.json'}: ranker features differ from this code's FEATURES")
             self.ranker = load_file(str(d / "ranker.safetensors"))
@@ -236,7 +242,22 @@ class ArtifactModel:
         return self._news_tower
 
 
-def load_serving(directory: str | Path, threads: int | None = 1) -> ArtifactModel:
+def _collaborative_arrays(d: Path) -> dict[str, Any]:
+    """Optional ranker inputs: raw text vectors (export), co-click model and recency state
+    (written by train_ranker); artifacts without them serve those features as zeros."""
+    out: dict[str, Any] = {}
+    if (d / TEXT_VECTORS).is_file():
+        # float16 on disk; float32 in memory (numpy's float16 products are ~10x slower)
+        out["text"] = np.load(d / TEXT_VECTORS, allow_pickle=False).astype(np.float32)
+    if (d / COCLICK).is_file():
+        out["coclick"] = CoClick.load(d / COCLICK)
+    if (d / RECENCY).is_file():
+        r = load_file(str(d / RECENCY))
+        out["recency"] = RecencyState(r["value"], float(r["ref"][0]), float(r["tau"][0]))
+    return out
+
+
+def load_serving(directory: str | Path, threads: int | None = 1, with_ranker: bool = True) -> ArtifactModel:
     """Load `RUN/serving/` (or a registry artifact dir) for the online services, after
     verifying every file against its manifest (a partial or edited artifact is refused).
 
@@ -246,4 +267,4 @@ def load_serving(directory: str | Path, threads: int | None = 1) -> ArtifactMode
     if threads is not None:
         torch.set_num_threads(threads)
         threadpool_limits(threads, user_api="blas")
-    return ArtifactModel(directory)
+    return ArtifactModel(directory, with_ranker)

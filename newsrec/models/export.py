@@ -11,6 +11,9 @@ Layout (see docs/models.md):
     news_meta.json         per-article category, subcategory, title, entities, first_seen (epoch s),
                            known (titles let the services show news without MIND files)
     popularity.npy         (N,) float32 train click counts
+    text_vectors.npy       (N, d_text) float16 unit raw text vectors (when the run has embeddings)
+    coclick.safetensors    co-click CSR (+ factors) of the train impressions (after train_ranker)
+    recency.safetensors    clicks decayed to the latest train click (after train_ranker)
     ranker.safetensors     ranker MLP (after train_ranker); config.json["ranker"] describes it
     manifest.json          sha256 + size of every other file (written last; verified at load)
 
@@ -109,6 +112,10 @@ def _write_serving(
     }
     (out_dir / "news_meta.json").write_text(json.dumps(meta))
     np.save(out_dir / "popularity.npy", feats.popularity[1:].astype(np.float32), allow_pickle=False)
+    if feats.text.shape[1] > 1 and feats.text.any():  # text-kNN features of the ranker
+        text = feats.text[1:].astype(np.float32)
+        text /= np.maximum(np.linalg.norm(text, axis=1, keepdims=True), 1e-12)
+        np.save(out_dir / "text_vectors.npy", text.astype(np.float16), allow_pickle=False)
     seen = feats.first_seen[~np.isnan(feats.first_seen)]
     config = {
         "format": FORMAT_VERSION,

@@ -3,6 +3,13 @@
 The features are computed with numpy from the serving artifact's arrays, so
 training (`newsrec.train.ranker`) and serving compute exactly the same thing.
 News and user vectors are unit length, so `dot` is also the cosine.
+
+Collaborative features come from the table's optional co-click model (item-kNN mean,
+the factorisation score and its max over the history, `newsrec.models.cooc`), its
+recency state (clicks decayed to the request time) and the raw text vectors (text-kNN
+mean/max). `rank_*` features
+are the candidate's percentile within its own impression: the ranker compares
+candidates of one list, and a score's scale differs between users.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import torch
 from torch import nn
 
 from newsrec.linalg import matmul
+from newsrec.models.cooc import CoClick, RecencyState
 
 FEATURES = (
     "dot",  # two-tower score (= cosine: both vectors are unit length)
@@ -27,7 +35,28 @@ FEATURES = (
     "cold",  # no ID embedding of its own (not seen in train)
     "has_entities",
     "log_history_len",
+    "knn_mean",  # mean co-click cosine with the history (item-kNN)
+    "mf",  # factorisation of the co-click matrix, user folded in from the history
+    "mf_max",  # closest history article in the factor space
+    "text_mean",  # raw text-embedding cosine with the history (text-kNN), mean / max
+    "text_max",
+    "log_recency_pop",  # log(1 + clicks decayed by age at request time)
+    "rank_dot",  # percentile of the score among the impression's candidates
+    "rank_knn",
+    "rank_mf",
+    "rank_text",
+    "rank_popularity",
+    "rank_recency",
 )
+# feature -> the feature whose within-impression percentile it is
+RANKED = {
+    "rank_dot": "dot",
+    "rank_knn": "knn_mean",
+    "rank_mf": "mf",
+    "rank_text": "text_mean",
+    "rank_popularity": "log_popularity",
+    "rank_recency": "log_recency_pop",
+}
 
 
 @dataclass
@@ -40,6 +69,9 @@ class NewsTable:
     popularity: np.ndarray  # (N,) float32
     first_seen: np.ndarray  # (N,) float64 epoch seconds, nan unknown
     known: np.ndarray  # (N,) bool
+    text: np.ndarray | None = None  # (N, d) unit raw text vectors (float16 in the artifact)
+    coclick: CoClick | None = None
+    recency: RecencyState | None = None
 
 
 def ranker_features(
@@ -93,7 +125,51 @@ def ranker_features(
     f[:, 8] = ~(table.known[rows] & valid) if cold is None else cold
     f[:, 9] = n_ent > 0
     f[:, 10] = np.log1p(len(hist_rows))
+    _collaborative(table, hist_rows, cand_rows, now, f)
     return f
+
+
+_COL = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _collaborative(
+    table: NewsTable, hist_rows: np.ndarray, cand_rows: np.ndarray, now: float | None, f: np.ndarray
+) -> None:
+    """Fill the co-click, text-kNN, recency and within-impression rank columns of `f`."""
+    if table.coclick is not None:
+        f[:, _COL["knn_mean"]] = table.coclick.knn_mean(hist_rows, cand_rows)
+        f[:, _COL["mf"]] = table.coclick.mf_scores(hist_rows, cand_rows)
+        f[:, _COL["mf_max"]] = table.coclick.mf_max(hist_rows, cand_rows)
+    if table.text is not None and len(hist_rows):
+        f[:, _COL["text_mean"]], f[:, _COL["text_max"]] = text_knn(table.text, hist_rows, cand_rows)
+    if table.recency is not None:
+        f[:, _COL["log_recency_pop"]] = np.log1p(table.recency.at(cand_rows, now))
+    for name, src in RANKED.items():
+        f[:, _COL[name]] = percentile(f[:, _COL[src]])
+
+
+def text_knn(text: np.ndarray, hist_rows: np.ndarray, cand_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, max) cosine of the candidates' raw text vectors with the history's (unit rows;
+    unknown candidates, rows < 0 or beyond the table, score 0)."""
+    ok = (cand_rows >= 0) & (cand_rows < len(text))
+    h = hist_rows[hist_rows < len(text)]
+    if len(h) == 0:
+        z = np.zeros(len(cand_rows), np.float32)
+        return z, z.copy()
+    sims = matmul(text[np.where(ok, cand_rows, 0)], text[h].T).astype(np.float32)
+    sims *= ok[:, None]
+    return sims.mean(1), sims.max(1)
+
+
+def percentile(x: np.ndarray) -> np.ndarray:
+    """Share of the other entries below each entry, ties counting half (0.5 for a single one)."""
+    n = len(x)
+    if n <= 1:
+        return np.full(n, 0.5, np.float32)
+    s = np.sort(x)
+    below = np.searchsorted(s, x, "left")
+    tied = np.searchsorted(s, x, "right") - below - 1
+    return ((below + 0.5 * tied) / (n - 1)).astype(np.float32)
 
 
 class RankerMLP(nn.Module):

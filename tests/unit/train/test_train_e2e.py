@@ -80,7 +80,8 @@ def test_run_layout_and_checkpoint_round_trip(run: Path, toy: tuple[Path, Path])
     serving = run / "serving"
     for name in ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json",
                  "popularity.npy", "entity_ids.json", "entity_vectors.npy", "modality_weights.npy",
-                 "ranker.safetensors"):  # fmt: skip
+                 "ranker.safetensors", "coclick.safetensors", "recency.safetensors",
+                 "text_vectors.npy"):  # fmt: skip
         assert (serving / name).is_file(), name
     assert not list(serving.glob("*.pkl"))
 
@@ -125,15 +126,69 @@ def test_serving_matches_training_tower(run: Path, toy: tuple[Path, Path]) -> No
 
 def test_evaluate_report(run: Path, toy: tuple[Path, Path], tmp_path: Path) -> None:
     m = evaluate_run(EvalConfig(run=run, data=toy[0], out=tmp_path, progress=False))
-    assert set(m["scorers"]) == {"two_tower", "ranker", "popularity"}
+    assert {"two_tower", "ranker", "popularity", "item_knn", "recency_popularity"} <= set(m["scorers"])
     tt = m["scorers"]["two_tower"]
     assert tt["impressions"] + tt["skipped"] == 150
     assert tt["auc"] > 0.55 and tt["auc"] > m["scorers"]["popularity"]["auc"]
-    assert m["scorers"]["popularity"]["cold"]["auc"] == pytest.approx(0.5)  # no clicks in train
+    assert m["scorers"]["popularity"]["cold_unclicked"]["auc"] == pytest.approx(0.5)  # no clicks in train
     w = m["modality_weights"]
     assert w["modalities"] == ["id", "llm", "gnn"] and sum(w["all"]) == pytest.approx(1.0, abs=1e-4)
     assert (tmp_path / "report.md").is_file() and (tmp_path / "auc_slices.png").is_file()
     assert "recall50" in m["retrieval"]
+    assert m["comparison"]["best_baseline"] in m["scorers"] and "ranker" in m["comparison"]["pairs"]
+
+
+def _reject(c: str) -> None:
+    raise ValueError(f"non-strict JSON constant {c}")
+
+
+def test_slice_counts_and_strict_metrics_json(run: Path, toy: tuple[Path, Path], tmp_path: Path) -> None:
+    evaluate_run(EvalConfig(run=run, data=toy[0], out=tmp_path, progress=False))
+    m = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=_reject)
+    splits = load_dataset(toy[0])
+    train_news = set(splits["train"].news)
+    clicked = {
+        c for imp in splits["train"].impressions for c, y in zip(imp.candidates, imp.labels, strict=True) if y
+    }
+
+    def count(warm: set[str]) -> int:
+        n = 0
+        for imp in splits["dev"].impressions:
+            ys = [y for c, y in zip(imp.candidates, imp.labels, strict=True) if c not in warm]
+            n += 0 < sum(ys) < len(ys)
+        return n
+
+    for name in ("two_tower", "popularity", "item_knn"):
+        s = m["scorers"][name]
+        assert s["cold_new"]["impressions"] == count(train_news)
+        assert s["cold_unclicked"]["impressions"] == count(clicked)
+        for sl in ("cold_new", "cold_unclicked", "empty_history"):
+            assert (s[sl]["auc"] is None) == (s[sl]["impressions"] == 0)
+    assert m["slice_impressions"]["cold_unclicked"] == count(clicked)
+
+
+def test_ranker_serving_features_equal_training_features(run: Path, toy: tuple[Path, Path]) -> None:
+    from newsrec.models.ranker import FEATURES, numpy_mlp, ranker_features
+    from newsrec.train.prepare import split_impressions
+    from newsrec.train.ranker import encode_impressions, feature_matrix
+
+    model = load_serving(run / "serving")
+    t = model.table
+    assert t.coclick is not None and t.recency is not None and t.text is not None
+    splits = load_dataset(toy[0])
+    everything = split_impressions(splits, None, 0.0, None, 0).train
+    enc = list(encode_impressions(model, splits["dev"].impressions[:40]))
+    # training rebuilds the impression-derived state from impressions; serving loads it
+    x_train, _ = feature_matrix(model, enc, everything)
+    x_serve = np.concatenate([ranker_features(t, e.user, e.hist, e.cands, e.time) for e in enc])
+    assert np.allclose(x_train, x_serve, atol=1e-4)
+    col = {n: i for i, n in enumerate(FEATURES)}
+    for name in ("knn_mean", "mf", "mf_max", "text_max", "log_recency_pop", "rank_knn"):
+        assert x_serve[:, col[name]].std() > 0, name
+    e = enc[0]
+    assert model.ranker is not None
+    want = numpy_mlp(model.ranker, ranker_features(t, e.user, e.hist, e.cands, e.time))
+    assert np.allclose(model.score_rows(e.user, e.hist, e.cands, e.time), want, atol=1e-5)
 
 
 def test_deterministic_for_a_seed(toy: tuple[Path, Path], tmp_path: Path) -> None:
