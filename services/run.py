@@ -13,13 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from newsrec.errors import InvalidInput
 from services import gateway, ranker, retrieval, user_encoder
-from services.cache import VectorCache
-from services.catalog import popular_fresh
-from services.config import ServeConfig, VariantConfig
-from services.loading import build_cache, build_catalog, load_model, load_variant, resolve_serving
-from services.lookaside import lookaside_for
+from services.config import ServeConfig
+from services.loading import deps_for, load_variant
 from services.server import NewsrecServer
 from services.stack import Stack, VariantDeps, start_stack
 
@@ -39,58 +35,16 @@ def _wait_for_signal(stop: Callable[[], None]) -> None:
     stop()
 
 
-def _gateway_backend(
-    config: ServeConfig, variant: VariantConfig, cache: VectorCache | None
-) -> gateway.VariantBackend:
-    """Connect one variant: its popular-and-fresh fallback list (empty when no registry is
-    configured) and, with a shared Redis cache, the look-aside into its encoder's cache."""
-    if config.registry is None and config.serving_dir is None:
-        log.warning("no registry configured: the gateway has no fallback list")
-        return gateway.VariantBackend.connect(variant, [])
-    cfg = config.model_copy(update={"model_version": variant.model_version or config.model_version})
-    serving, _alias, _manifest = resolve_serving(cfg)
-    model = load_model(serving)
-    catalog = build_catalog(model, list(config.news_files))
-    fallback = popular_fresh(catalog, config.gateway.fallback_size, config.gateway.freshness_half_life_hours)
-    lookaside = lookaside_for(config.gateway.user_cache_lookaside, variant.model_version, cache, model)
-    return gateway.VariantBackend.connect(variant, fallback, lookaside)
-
-
 def create_one(config: ServeConfig) -> tuple[NewsrecServer, int]:
     """Start the single service `config.service`; loading happens in the background."""
-    name = config.service
-    if name == "user-encoder":
-
-        def ue() -> user_encoder.UserEncoderDeps:
-            serving, _, _ = resolve_serving(config)
-            return user_encoder.UserEncoderDeps(load_model(serving), build_cache(config.cache))
-
-        return user_encoder.create_server(config, ue)
-    if name == "retrieval":
-
-        def rt() -> retrieval.RetrievalDeps:
-            v = load_variant(config)
-            return retrieval.RetrievalDeps(v.index, v.alias, v.model, v.catalog, v.provider)
-
-        return retrieval.create_server(config, rt)
-    if name == "ranker":
-
-        def rk() -> ranker.RankerDeps:
-            serving, _, _ = resolve_serving(config)
-            return ranker.RankerDeps(load_model(serving))
-
-        return ranker.create_server(config, rk)
-    if name == "gateway":
-
-        def gw() -> gateway.GatewayDeps:
-            # Only a Redis cache is shared with the encoders; a local LRU would never be written.
-            cache = build_cache(config.cache) if config.cache.redis_url else None
-            return gateway.GatewayDeps(
-                {v.name: _gateway_backend(config, v, cache) for v in config.gateway.variants}
-            )
-
-        return gateway.create_server(config, gw)
-    raise InvalidInput(f"service: {name!r} is not one service; use serve --all for every service")
+    servers: dict[str, Callable[..., tuple[NewsrecServer, int]]] = {
+        "user-encoder": user_encoder.create_server,
+        "retrieval": retrieval.create_server,
+        "ranker": ranker.create_server,
+        "gateway": gateway.create_server,
+    }
+    loader = deps_for(config.service, config)  # names the problem for "all" or a typo
+    return servers[config.service](config, loader)
 
 
 def serve_one(config: ServeConfig) -> None:

@@ -21,10 +21,9 @@ from newsrec.index.base import VectorIndex
 from newsrec.models.serving import ServingModel
 from services import gateway, ranker, retrieval, user_encoder
 from services.cache import VectorCache
-from services.catalog import NewsCatalog, NewsInfo, popular_fresh
+from services.catalog import NewsCatalog, NewsInfo
 from services.config import ServeConfig, VariantConfig
 from services.inprocess import in_process
-from services.lookaside import lookaside_for
 from services.server import NewsrecServer
 
 log = logging.getLogger("services.stack")
@@ -41,6 +40,17 @@ class VariantDeps:
     cache: VectorCache
     provider: Any | None = None
     weight: float = 1.0
+
+    # Each service's deps from a loaded variant, built here only (split mode builds
+    # them through services.loading.deps_for, from the same loaders).
+    def user_encoder_deps(self) -> user_encoder.UserEncoderDeps:
+        return user_encoder.UserEncoderDeps(self.model, self.cache)
+
+    def retrieval_deps(self) -> retrieval.RetrievalDeps:
+        return retrieval.RetrievalDeps(self.index, self.alias, self.model, self.catalog, self.provider)
+
+    def ranker_deps(self) -> ranker.RankerDeps:
+        return ranker.RankerDeps(self.model)
 
 
 @dataclass
@@ -141,17 +151,12 @@ def _start_servers(
         backends = {}
         for v in gw_variants:
             loaded = loaders[v.name]()
-            fallback = popular_fresh(
-                loaded.catalog, gw_section.fallback_size, gw_section.freshness_half_life_hours
-            )
             if in_process:
+                fallback = gateway.fallback_for(gw_section, loaded.catalog)
                 backends[v.name] = _in_process_backend(stack, v, fallback)
             else:
                 # the encoder of this stack shares `loaded.cache` with the gateway
-                lookaside = lookaside_for(
-                    gw_section.user_cache_lookaside, v.model_version, loaded.cache, loaded.model
-                )
-                backends[v.name] = gateway.VariantBackend.connect(v, fallback, lookaside)
+                backends[v.name] = gateway.backend_for(gw_cfg, v, loaded.model, loaded.catalog, loaded.cache)
         return gateway.GatewayDeps(backends)
 
     gw, gw_port = gateway.create_server(gw_cfg, gateway_deps, stack.registry, start_metrics=False)
@@ -198,12 +203,10 @@ class _Once:
             return self._value
 
     def ue_deps(self) -> user_encoder.UserEncoderDeps:
-        d = self()
-        return user_encoder.UserEncoderDeps(d.model, d.cache)
+        return self().user_encoder_deps()
 
     def rt_deps(self) -> retrieval.RetrievalDeps:
-        d = self()
-        return retrieval.RetrievalDeps(d.index, d.alias, d.model, d.catalog, d.provider)
+        return self().retrieval_deps()
 
     def rk_deps(self) -> ranker.RankerDeps:
-        return ranker.RankerDeps(self().model)
+        return self().ranker_deps()
