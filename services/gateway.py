@@ -269,10 +269,10 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 call.degrade(stage_reason("retrieval", exc), exc)
             call.timed("retrieve", time.perf_counter() - t0)
 
-        if not retrieved:
-            items = self._fallback(backend, history, request.k)
-        else:
+        if retrieved and user_vector is not None:
             items = self._ranked(backend, call, request, user_vector, history, candidates)
+        else:
+            items = self._fallback(backend, history, request.k)
         call.timed("total", time.perf_counter() - t_start)
         return recommend_pb2.RecommendResponse(
             items=items,
