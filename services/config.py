@@ -88,7 +88,12 @@ class ServeConfig(_Strict):
     grpc_port: int | None = Field(None, ge=0, le=65535)
     metrics_port: int | None = Field(9100, ge=0, le=65535)
     max_workers: int = Field(16, ge=1)
-    grace_seconds: float = Field(5.0, ge=0)
+    # On SIGTERM: health NOT_SERVING at once, every call still answered for `drain_seconds`
+    # (load balancers, meshes and health-checking clients stop sending meanwhile), then no
+    # new calls and in-flight ones get `grace_seconds` to finish. 0 for local runs; the
+    # chart sets 5. A second signal skips what is left of the drain.
+    drain_seconds: float = Field(0.0, ge=0, le=600)
+    grace_seconds: float = Field(5.0, ge=0, le=600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     registry: Path | None = None
     # A serving artifact directory used directly, without a registry (development, benchmarks).
@@ -142,6 +147,8 @@ _ENV_FIELDS: dict[str, str] = {
     "NEWSREC_REDIS_URL": "cache.redis_url",
     "NEWSREC_LOG_LEVEL": "log_level",
     "NEWSREC_VARIANT": "variant",
+    "NEWSREC_DRAIN_SECONDS": "drain_seconds",
+    "NEWSREC_GRACE_SECONDS": "grace_seconds",
 }
 _ENV_LISTS: dict[str, str] = {"NEWSREC_NEWS_FILES": "news_files"}
 

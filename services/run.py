@@ -1,7 +1,7 @@
 """Run modes: one service per process (Kubernetes) or every service in one process (`--all`).
 
-SIGTERM/SIGINT flip health to NOT_SERVING and stop with a grace period, so in-flight
-calls finish while the load balancer stops sending new ones.
+SIGTERM/SIGINT flip health to NOT_SERVING, keep answering for `drain_seconds` while the
+load balancer stops sending, then close the port and give in-flight calls `grace_seconds`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from newsrec.errors import NewsrecError, Unavailable
 from services import gateway, ranker, retrieval, user_encoder
 from services.config import ServeConfig
 from services.loading import deps_for, load_variant
@@ -22,16 +23,35 @@ from services.stack import Stack, VariantDeps, start_stack
 log = logging.getLogger("services.run")
 
 
-def _wait_for_signal(stop: Callable[[], None]) -> None:
-    done = threading.Event()
+class _Signals:
+    """SIGTERM/SIGINT: the first starts the drain, a second one skips what is left of it."""
 
-    def handler(signum: int, _frame: Any) -> None:
-        log.info("signal received, draining", extra={"signal": signal.Signals(signum).name})
-        done.set()
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.hurry = threading.Event()
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    done.wait()
+    def _handle(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            log.info("second signal: skipping the rest of the drain", extra={"signal": name})
+            self.hurry.set()
+            return
+        log.info("signal received, draining", extra={"signal": name})
+        self.stop.set()
+
+
+def _drain(
+    config: ServeConfig, signals: _Signals, start_drain: Callable[[], None], stop: Callable[[], object]
+) -> None:
+    """NOT_SERVING first, answer everything for `drain_seconds` (a load balancer follows the
+    health change or the endpoint removal meanwhile), then `stop` (grace for in-flight calls)."""
+    start_drain()
+    if config.drain_seconds > 0:
+        log.info("NOT_SERVING, still answering", extra={"drain_seconds": config.drain_seconds})
+        signals.hurry.wait(config.drain_seconds)
+    log.info("closing the port; in-flight calls finish", extra={"grace_seconds": config.grace_seconds})
     stop()
 
 
@@ -48,13 +68,20 @@ def create_one(config: ServeConfig) -> tuple[NewsrecServer, int]:
 
 
 def serve_one(config: ServeConfig) -> None:
+    """Serve until a signal (then drain), or until loading fails: an expected failure (bad
+    registry, Milvus down) ends the process with its one-line reason, so Kubernetes shows it
+    and restarts the pod, instead of a pod that stays NOT_SERVING and says nothing."""
     server, port = create_one(config)
     print(f"{config.service} listening on :{port}  metrics on :{server.metrics_port}", flush=True)
-
-    def stop() -> None:
-        server.stop(config.grace_seconds).wait()
-
-    _wait_for_signal(stop)
+    signals = _Signals()
+    while not signals.stop.wait(0.1):
+        exc = server.load_error
+        if exc is not None:
+            server.stop(0).wait()
+            if isinstance(exc, NewsrecError):
+                raise exc
+            raise Unavailable(f"{config.service} failed to load: {type(exc).__name__}: {exc}") from exc
+    _drain(config, signals, server.start_drain, lambda: server.stop(config.grace_seconds).wait())
 
 
 def start_all(config: ServeConfig) -> Stack:
@@ -73,7 +100,13 @@ def start_all(config: ServeConfig) -> Stack:
 
 def serve_all(config: ServeConfig, on_ready: Callable[[Stack], None] | None = None) -> None:
     stack = start_all(config)
-    stack.wait_ready(timeout=600)
+    try:
+        stack.wait_ready(timeout=600)
+    except BaseException:
+        stack.stop(0)
+        raise
     if on_ready is not None:
         on_ready(stack)
-    _wait_for_signal(lambda: stack.stop(config.grace_seconds))
+    signals = _Signals()
+    signals.stop.wait()
+    _drain(config, signals, stack.start_drain, lambda: stack.stop(config.grace_seconds))

@@ -7,6 +7,7 @@ and the measured unary round trip of the sync server was on par with grpc.aio he
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -20,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
+from newsrec.errors import NewsrecError
 from services.config import ServeConfig
 from services.interceptors import ErrorMetricsInterceptor
 
@@ -50,17 +52,25 @@ class NewsrecServer:
     load_error: BaseException | None = None
     bindings: list[ServiceBinding] = field(default_factory=list)
     _httpd: Any = None
+    draining: bool = False
 
     def set_serving(self, serving: bool) -> None:
+        if serving and self.draining:  # a load finishing during the drain must not undo it
+            return
         status = (
             health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in ("", *self.service_names):
             self.health.set(name, status)
 
+    def start_drain(self) -> None:
+        """Report NOT_SERVING for good while still answering every call (see `stop`)."""
+        self.draining = True
+        self.set_serving(False)
+
     def stop(self, grace: float | None = None) -> threading.Event:
         """Stop taking new calls, let in-flight calls finish within `grace` seconds."""
-        self.set_serving(False)
+        self.start_drain()
         done: threading.Event = self.grpc_server.stop(grace)
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -116,9 +126,9 @@ def start_server(
         try:
             if loader is not None:
                 loader()
-        except BaseException as exc:  # stays NOT_SERVING; the reason is logged and kept
+        except BaseException as exc:  # stays NOT_SERVING; the reason is kept for the owner
             server.load_error = exc
-            log.exception("loading failed: staying NOT_SERVING", extra={"service": config.service})
+            _log_load_failure(config.service, exc)
             return
         freeze_loaded_objects()
         server.set_serving(True)
@@ -127,6 +137,21 @@ def start_server(
 
     threading.Thread(target=load, name=f"load-{config.service}", daemon=True).start()
     return server, port
+
+
+def _log_load_failure(service: str, exc: BaseException) -> None:
+    """An expected failure (NewsrecError: a bad registry, Milvus down) is the operator's to
+    fix and is reported by whoever waits for the load (`serve` prints one line), so its
+    traceback is for debugging only; anything else is a bug, logged with its traceback once
+    (servers sharing one loader, `serve --all`, see the same exception)."""
+    if isinstance(exc, NewsrecError):
+        log.debug("loading failed: staying NOT_SERVING", exc_info=exc, extra={"service": service})
+        return
+    if getattr(exc, "_newsrec_logged", False):
+        return
+    log.error("loading failed: staying NOT_SERVING", exc_info=exc, extra={"service": service})
+    with contextlib.suppress(AttributeError):  # an exception type with __slots__
+        exc._newsrec_logged = True  # type: ignore[attr-defined]
 
 
 def _bind(grpc_server: grpc.Server, address: str) -> int:

@@ -61,6 +61,11 @@ class Stack:
     metrics_port: int | None = None
     _httpd: Any = None
 
+    def start_drain(self) -> None:
+        """Every server reports NOT_SERVING and keeps answering until `stop`."""
+        for server in self.servers.values():
+            server.start_drain()
+
     def stop(self, grace: float | None = None) -> None:
         """Drain the gateway first, then stop the backends, within `grace` seconds in all.
 
@@ -193,13 +198,20 @@ class _Once:
     def __init__(self, source: VariantDeps | Callable[[], VariantDeps]) -> None:
         self._source = source
         self._value: VariantDeps | None = source if isinstance(source, VariantDeps) else None
+        self._error: BaseException | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> VariantDeps:
         with self._lock:
+            if self._error is not None:  # failed once: the same answer for every server
+                raise self._error
             if self._value is None:
                 assert callable(self._source)
-                self._value = self._source()
+                try:
+                    self._value = self._source()
+                except BaseException as exc:
+                    self._error = exc
+                    raise
             return self._value
 
     def ue_deps(self) -> user_encoder.UserEncoderDeps:
