@@ -8,11 +8,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from svc_drain import check_drain, drain_probe
 from svc_helpers import RedisProc, start_redis
 from svc_split import PINNED, SplitStack, publish_pinned, start_split
 
 from newsrec.data import read_behaviors
 from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc
+
+SPLIT_DRAIN_S = 1.5
 
 
 def redis_command(redis: RedisProc, *args: str) -> bytes:
@@ -39,7 +42,8 @@ def split(
     root = tmp_path_factory.mktemp("split")
     registry = publish_pinned(trained_run, root)
     redis = start_redis()
-    stack = start_split(registry, redis.url, root / "milvus.db", root)
+    extra = {"drain_seconds": SPLIT_DRAIN_S, "grace_seconds": 5}
+    stack = start_split(registry, redis.url, root / "milvus.db", root, extra=extra)
     try:
         stack.wait_serving()
         yield stack, redis
@@ -72,3 +76,13 @@ def test_split_mode_pinned_variant_is_personalised_after_a_cache_flush(
         assert not resp.degraded, (list(resp.degraded_reasons), stack.log("gateway")[-2000:])
         assert resp.model_version == PINNED and len(resp.items) == 3
     assert not any(r.cache_hit for r in answers) and all(r.cache_hit for r in again)
+
+
+def test_split_gateway_sigterm_drains_32_in_flight_calls(
+    split: tuple[SplitStack, RedisProc], trained_run: Path
+) -> None:
+    """Last in this module: it stops the gateway process of the shared stack."""
+    stack, _redis = split
+    report = drain_probe(stack.ports["gateway"], stack.procs["gateway"], dev_users(trained_run, 64))
+    assert stack.procs["gateway"].returncode == 0, stack.log("gateway")[-3000:]
+    check_drain(report, SPLIT_DRAIN_S)
