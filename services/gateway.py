@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from newsrec.errors import InvalidInput, Unavailable
 from newsrec.models.serving import ServingModel
-from services import ab
+from services import ab, security
 from services.cache import VectorCache
 from services.catalog import NewsCatalog, NewsInfo, popular_fresh
 from services.config import MAX_HISTORY, GatewayConfig, ServeConfig, VariantConfig
@@ -72,11 +72,12 @@ class VariantBackend:
         config: VariantConfig,
         fallback: list[tuple[NewsInfo, float]],
         user_cache: UserVectorLookaside | None = None,
+        make_channel: Callable[[str, Sequence[tuple[str, Any]]], grpc.Channel] | None = None,
     ) -> VariantBackend:
-        channels = [
-            grpc.insecure_channel(t, options=CHANNEL_OPTIONS)
-            for t in (config.user_encoder, config.retrieval, config.ranker)
-        ]
+        """Dial the variant's three services; `make_channel(target, options)` adds TLS and
+        the token (services.security.channel_factory), else plaintext."""
+        make = make_channel or (lambda target, options: grpc.insecure_channel(target, options=options))
+        channels = [make(t, CHANNEL_OPTIONS) for t in (config.user_encoder, config.retrieval, config.ranker)]
         return cls(
             config,
             user_encoder_pb2_grpc.UserEncoderServiceStub(channels[0]),
@@ -116,7 +117,8 @@ def backend_for(
     lookaside = None
     if model is not None:
         lookaside = lookaside_for(section.user_cache_lookaside, variant.model_version, cache, model)
-    return VariantBackend.connect(variant, fallback_for(section, catalog), lookaside)
+    make_channel = security.channel_factory(config)
+    return VariantBackend.connect(variant, fallback_for(section, catalog), lookaside, make_channel)
 
 
 # Codes by which a stage refuses the gateway's request rather than fails to answer it: a

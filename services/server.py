@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
 from newsrec.errors import NewsrecError
+from services import security
 from services.config import ServeConfig
 from services.interceptors import ErrorMetricsInterceptor
 
@@ -94,12 +95,17 @@ def start_server(
     Health says NOT_SERVING until `loader` (run on a background thread) returns, then SERVING.
     """
     histograms = {b.full_name.rsplit(".", 1)[-1]: b.histogram for b in bindings}
-    interceptor = ErrorMetricsInterceptor(histograms.get, variant=config.variant)
+    interceptors: list[grpc.ServerInterceptor] = []
+    token = security.auth_token(config.auth)
+    if token:  # first: a call without the token costs no decoding, no metrics
+        interceptors.append(security.TokenAuthInterceptor(token))
+    interceptors.append(ErrorMetricsInterceptor(histograms.get, variant=config.variant))
+    credentials = security.server_credentials(config.tls)  # reads the files before binding
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.service}"
         ),
-        interceptors=[interceptor],
+        interceptors=interceptors,
         options=[("grpc.so_reuseport", 0)],
     )
     for b in bindings:
@@ -111,12 +117,12 @@ def start_server(
         (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         grpc_server,
     )
-    port = _bind(grpc_server, f"{config.host}:{config.port()}")
+    port = _bind(grpc_server, f"{config.host}:{config.port()}", credentials)
     server = NewsrecServer(grpc_server, port, health_servicer, names, registry)
     server.bindings = list(bindings)
     server.set_serving(False)
     if start_metrics and config.metrics_port is not None:
-        httpd, _ = start_http_server(config.metrics_port, registry=registry)
+        httpd, _ = start_http_server(config.metrics_port, addr=metrics_addr(config.host), registry=registry)
         server._httpd = httpd
         server.metrics_port = int(httpd.server_port)
     grpc_server.start()
@@ -154,11 +160,23 @@ def _log_load_failure(service: str, exc: BaseException) -> None:
         exc._newsrec_logged = True  # type: ignore[attr-defined]
 
 
-def _bind(grpc_server: grpc.Server, address: str) -> int:
-    """`add_insecure_port`, failing with an OSError naming `address`: older grpcio returned 0,
-    grpcio >= 1.85 raises RuntimeError("Failed to bind to address ...")."""
+def metrics_addr(host: str) -> str:
+    """The metrics HTTP server's bind address: the gRPC host, so a service bound to
+    127.0.0.1 does not expose its metrics on every interface. A wildcard stays 0.0.0.0 (as
+    before: `::` fails on a host without IPv6, where grpc's `[::]` falls back by itself)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return "0.0.0.0" if bare in ("", "::", "0.0.0.0") else bare
+
+
+def _bind(grpc_server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None = None) -> int:
+    """`add_insecure_port` (or `add_secure_port` with TLS credentials), failing with an
+    OSError naming `address`: older grpcio returned 0, grpcio >= 1.85 raises
+    RuntimeError("Failed to bind to address ...")."""
     try:
-        port = int(grpc_server.add_insecure_port(address))
+        if credentials is None:
+            port = int(grpc_server.add_insecure_port(address))
+        else:
+            port = int(grpc_server.add_secure_port(address, credentials))
     except RuntimeError as exc:
         if not str(exc).startswith("Failed to bind"):
             raise

@@ -24,7 +24,7 @@ from services.cache import VectorCache
 from services.catalog import NewsCatalog, NewsInfo
 from services.config import ServeConfig, VariantConfig
 from services.inprocess import in_process
-from services.server import NewsrecServer
+from services.server import NewsrecServer, metrics_addr
 
 log = logging.getLogger("services.stack")
 
@@ -168,7 +168,7 @@ def _start_servers(
     stack.servers["gateway"] = gw
     stack.ports["gateway"] = gw_port
     if config.metrics_port is not None:
-        httpd, _ = start_http_server(config.metrics_port, registry=stack.registry)
+        httpd, _ = start_http_server(config.metrics_port, addr=metrics_addr(host), registry=stack.registry)
         stack._httpd = httpd
         stack.metrics_port = int(httpd.server_port)
 
