@@ -232,3 +232,36 @@ def test_healthcheck_speaks_tls_when_the_service_does(
     monkeypatch.setenv("NEWSREC_TLS_SERVER_NAME", "localhost")
     assert healthcheck.main(["--port", str(port)]) == 0
     assert "SERVING" in capsys.readouterr().out
+
+
+def test_recommend_cli_talks_tls_with_the_token(pki: Pki, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from services.cli import register
+
+    cfg = ServeConfig.model_validate(
+        {
+            "grpc_port": 0,
+            "metrics_port": None,
+            "host": "127.0.0.1",
+            "tls": {"cert_file": str(pki.cert), "key_file": str(pki.key), "ca_file": str(pki.ca)},
+            "auth": {"token": TOKEN},
+        }
+    )
+    stack = start_stack(cfg, {"a": fake_variant()}, host="127.0.0.1")
+    app = typer.Typer()
+    register(app)
+    (tmp_path / "token").write_text(TOKEN)
+    base = ["recommend", "--user", "U1", "--history", "N1", "--k", "3", "--timeout", "10"]
+    base += ["--target", f"127.0.0.1:{stack.ports['gateway']}", "--tls-ca", str(pki.ca)]
+    try:
+        stack.wait_ready(30)
+        out = CliRunner().invoke(
+            app, [*base, "--token-file", str(tmp_path / "token")], env={"COLUMNS": "200"}
+        )
+        assert out.exit_code == 0 and "degraded no" in out.output, out.output
+        out = CliRunner().invoke(app, base, env={"NEWSREC_AUTH_TOKEN_FILE": ""})
+        assert out.exit_code == 1 and "UNAUTHENTICATED" in out.output, out.output
+    finally:
+        stack.stop(0)
