@@ -14,6 +14,18 @@ MAX_ID_LEN = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 
 
+_ASCII_CONTROL = bytes(range(0x20)) + b"\x7f"
+
+
+def _has_control(text: str) -> bool:
+    """Whether `text` holds a Unicode Cc character. ASCII text (every id in practice) is
+    checked as bytes in one C pass, ~7x faster than the regex (200 ids: 8 vs 53 us)."""
+    if text.isascii():
+        data = text.encode("ascii")
+        return len(data.translate(None, _ASCII_CONTROL)) != len(data)
+    return _CONTROL.search(text) is not None
+
+
 def check_user_id(user_id: str) -> None:
     if not user_id.strip():
         raise InvalidInput("user_id: must not be empty")
@@ -46,8 +58,8 @@ def check_ids(ids: Sequence[str], field: str, limit: int = MAX_HISTORY) -> list[
         for i, news_id in enumerate(ids):
             if not news_id or len(news_id) > MAX_ID_LEN:
                 raise InvalidInput(f"{field}[{i}]: news ids must be 1..{MAX_ID_LEN} characters")
-    # One regex pass over all ids joined; the loop naming the entry only runs on a hit.
-    if ids and _CONTROL.search("".join(ids)) is not None:
+    # One pass over all ids joined; the loop naming the entry only runs on a hit.
+    if ids and _has_control("".join(ids)):
         for i, news_id in enumerate(ids):
             check_no_control(news_id, f"{field}[{i}]")
     return ids
