@@ -214,10 +214,10 @@ def _embed(provider: Any, article: NewsArticle) -> np.ndarray:
     headers, stays in the server log (already redacted by the provider)."""
     try:
         vec = np.asarray(provider.embed([article.text()]).vectors[0], dtype=np.float32)
-    except Unavailable as exc:
-        log.warning("text embedding provider unavailable", extra={"error": str(exc)})
-        raise Unavailable(f"text embedding provider unavailable{_status(exc)}; retry later") from None
     except NewsrecError as exc:
+        if _transient(exc):
+            log.warning("text embedding provider unavailable", extra={"error": str(exc)})
+            raise Unavailable(f"text embedding provider unavailable{_status(exc)}; retry later") from None
         log.error("text embedding provider refused the request", extra={"error": str(exc)})
         raise ProviderRejected(
             f"text embedding provider refused the request{_status(exc)}: check its configuration"
@@ -229,6 +229,19 @@ def _embed(provider: Any, article: NewsArticle) -> np.ndarray:
     if not np.isfinite(vec).all():
         raise Unavailable("text embedding provider returned a non-finite vector; retry later")
     return vec
+
+
+def _transient(exc: NewsrecError) -> bool:
+    """A failure a retry may fix: UNAVAILABLE itself, retries given up on one (the
+    provider's final error wraps it), or a retryable HTTP status (429, 5xx)."""
+    from newsrec.embed.retry import is_retryable_status
+
+    status = getattr(exc, "status", None)
+    return (
+        isinstance(exc, Unavailable)
+        or isinstance(exc.__cause__, Unavailable)
+        or (isinstance(status, int) and is_retryable_status(status))
+    )
 
 
 def _status(exc: Exception) -> str:

@@ -155,14 +155,17 @@ def test_rank_deduplicates_candidates_keeping_the_first(fake_stack: Stack) -> No
 
 
 class _Refuses(http.server.BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint whose key was revoked: 401, echoing the key."""
+    """An OpenAI-compatible endpoint failing with `status` (401: a revoked key, echoed back;
+    503: overloaded)."""
+
+    status = 401
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         key = self.headers.get("Authorization", "")
         body = json.dumps(
             {"error": {"message": f"Incorrect API key provided: {key}", "code": "invalid_api_key"}}
         )
-        self.send_response(401)
+        self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(body.encode())
@@ -171,16 +174,26 @@ class _Refuses(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def refusing_endpoint() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+@pytest.fixture(params=[401, 503], ids=["401", "503"])
+def refusing_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
+    handler = type("Handler", (_Refuses,), {"status": request.param})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}/v1"
+    url = f"http://127.0.0.1:{httpd.server_port}/v1"
+    _STATUS[url] = request.param
+    yield url
     httpd.shutdown()
     httpd.server_close()
 
 
-def test_permanent_provider_error_is_failed_precondition_without_the_secret(
+def refusing_endpoint_status(url: str) -> int:
+    return _STATUS[url]
+
+
+_STATUS: dict[str, int] = {}
+
+
+def test_provider_errors_are_failed_precondition_or_unavailable_without_the_secret(
     refusing_endpoint: str, tmp_path: Path
 ) -> None:
     from newsrec.embed.config import ProviderConfig
@@ -210,6 +223,10 @@ def test_permanent_provider_error_is_failed_precondition_without_the_secret(
     finally:
         server.stop(0).wait()
     details = info.value.details() or ""
-    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION, (info.value.code(), details)
-    assert "HTTP 401" in details and "refused" in details
+    if refusing_endpoint_status(refusing_endpoint) == 401:  # permanent: fix the configuration
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION, (info.value.code(), details)
+        assert "HTTP 401" in details and "refused" in details
+    else:  # transient: retry later
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE, (info.value.code(), details)
+        assert "HTTP 503" in details and "retry later" in details
     assert secret not in details and secret[:8] not in details and "Incorrect API key" not in details
