@@ -102,6 +102,10 @@ def recommend(
     target: Annotated[str, typer.Option(help="gateway address")] = "localhost:50051",
     variant: Annotated[str | None, typer.Option(help="force an A/B variant")] = None,
     timeout: Annotated[float, typer.Option(help="deadline in seconds")] = 2.0,
+    tls_ca: Annotated[Path | None, typer.Option(help="CA bundle (PEM): talk TLS to the gateway")] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="file with the bearer token", envvar="NEWSREC_AUTH_TOKEN_FILE")
+    ] = None,
 ) -> None:
     """Ask the gateway for recommendations and print them as a table."""
     import grpc
@@ -110,9 +114,20 @@ def recommend(
 
     ids = [h.strip() for h in history.split(",") if h.strip()]
     request = recommend_pb2.RecommendRequest(user_id=user, history_ids=ids, k=k, forced_variant=variant or "")
-    with grpc.insecure_channel(target) as channel:
+    metadata: list[tuple[str, str]] = []
+    try:
+        if token_file is not None:
+            metadata.append(("authorization", f"Bearer {token_file.read_text().strip()}"))
+        creds = grpc.ssl_channel_credentials(tls_ca.read_bytes()) if tls_ca is not None else None
+    except OSError as exc:
+        _error(f"cannot read {exc.filename}: {exc.strerror}")
+        raise typer.Exit(2) from exc
+    channel_ = grpc.secure_channel(target, creds) if creds else grpc.insecure_channel(target)
+    with channel_ as channel:
         try:
-            resp = recommend_pb2_grpc.RecommendServiceStub(channel).Recommend(request, timeout=timeout)
+            resp = recommend_pb2_grpc.RecommendServiceStub(channel).Recommend(
+                request, timeout=timeout, metadata=metadata
+            )
         except grpc.RpcError as exc:
             _err.print(f"[red]error:[/red] {exc.code().name}: {exc.details()}")
             raise typer.Exit(1) from exc

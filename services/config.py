@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from newsrec.errors import InvalidInput
 
@@ -56,6 +64,48 @@ class VariantConfig(_Strict):
     ranker: str
 
 
+class TlsConfig(_Strict):
+    """gRPC over TLS: on when `cert_file` and `key_file` are set (PEM files). The same files
+    serve the server side and, for the gateway, the client side of its backend channels."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Clients must present a certificate signed by this CA bundle (mutual TLS).
+    client_ca_file: Path | None = None
+    # CA bundle the gateway checks its backends' certificates against (default: system roots).
+    ca_file: Path | None = None
+    # Name the backends' certificates carry, when it is not the host of their address.
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (both, or neither for plaintext)")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("client_ca_file (mutual TLS) needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class AuthConfig(_Strict):
+    """A shared bearer token every newsrec.v1 call must carry (`authorization: Bearer ...`);
+    health and reflection stay open. The gateway sends it to its backends. Off when unset."""
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AuthConfig:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give token or token_file, not both")
+        if self.token is not None and not self.token.get_secret_value().strip():
+            raise ValueError("token must not be empty")
+        return self
+
+
 class GatewayConfig(_Strict):
     variants: list[VariantConfig] = Field(default_factory=list)
     salt: str = "newsrec-ab-v1"
@@ -88,7 +138,12 @@ class ServeConfig(_Strict):
     grpc_port: int | None = Field(None, ge=0, le=65535)
     metrics_port: int | None = Field(9100, ge=0, le=65535)
     max_workers: int = Field(16, ge=1)
-    grace_seconds: float = Field(5.0, ge=0)
+    # On SIGTERM: health NOT_SERVING at once, every call still answered for `drain_seconds`
+    # (load balancers, meshes and health-checking clients stop sending meanwhile), then no
+    # new calls and in-flight ones get `grace_seconds` to finish. 0 for local runs; the
+    # chart sets 5. A second signal skips what is left of the drain.
+    drain_seconds: float = Field(0.0, ge=0, le=600)
+    grace_seconds: float = Field(5.0, ge=0, le=600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     registry: Path | None = None
     # A serving artifact directory used directly, without a registry (development, benchmarks).
@@ -115,6 +170,8 @@ class ServeConfig(_Strict):
     news_files: list[Path] = Field(default_factory=list)
     text_provider: dict[str, Any] = Field(default_factory=dict)
     cache: CacheConfig = Field(default_factory=lambda: CacheConfig.model_validate({}))
+    tls: TlsConfig = Field(default_factory=lambda: TlsConfig.model_validate({}))
+    auth: AuthConfig = Field(default_factory=lambda: AuthConfig.model_validate({}))
     gateway: GatewayConfig = Field(default_factory=lambda: GatewayConfig.model_validate({}))
 
     @field_validator("log_level", mode="before")
@@ -142,6 +199,15 @@ _ENV_FIELDS: dict[str, str] = {
     "NEWSREC_REDIS_URL": "cache.redis_url",
     "NEWSREC_LOG_LEVEL": "log_level",
     "NEWSREC_VARIANT": "variant",
+    "NEWSREC_DRAIN_SECONDS": "drain_seconds",
+    "NEWSREC_GRACE_SECONDS": "grace_seconds",
+    "NEWSREC_AUTH_TOKEN": "auth.token",
+    "NEWSREC_AUTH_TOKEN_FILE": "auth.token_file",
+    "NEWSREC_TLS_CERT_FILE": "tls.cert_file",
+    "NEWSREC_TLS_KEY_FILE": "tls.key_file",
+    "NEWSREC_TLS_CLIENT_CA_FILE": "tls.client_ca_file",
+    "NEWSREC_TLS_CA_FILE": "tls.ca_file",
+    "NEWSREC_TLS_SERVER_NAME": "tls.server_name",
 }
 _ENV_LISTS: dict[str, str] = {"NEWSREC_NEWS_FILES": "news_files"}
 

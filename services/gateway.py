@@ -4,15 +4,17 @@ Each stage has its own deadline (config), bounded by what is left of the client'
 A failing stage degrades the answer instead of failing it: a user encoder or retrieval
 that is down gives the precomputed popular-and-fresh list, a ranker that is down gives
 retrieval order, a cache that is down is reported by the encoder and a stale index copy
-by retrieval (their reasons are copied). Every fallback sets `degraded`, names a reason
-and counts `newsrec_gateway_degraded_total{variant,reason}`.
+by retrieval (their reasons are copied). A stage that refuses the request (e.g. a
+pinned version it does not serve) is `<stage>_rejected`, one that fails to answer
+`<stage>_unavailable`. Every fallback sets `degraded`, names a reason and counts
+`newsrec_gateway_degraded_total{variant,reason}`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +22,10 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 from newsrec.errors import InvalidInput, Unavailable
-from services import ab
-from services.catalog import NewsInfo
+from newsrec.models.serving import ServingModel
+from services import ab, security
+from services.cache import VectorCache
+from services.catalog import NewsCatalog, NewsInfo, popular_fresh
 from services.config import MAX_HISTORY, GatewayConfig, ServeConfig, VariantConfig
 from services.generated.newsrec.v1 import (
     common_pb2,
@@ -35,7 +39,7 @@ from services.generated.newsrec.v1 import (
     user_encoder_pb2_grpc,
 )
 from services.interceptors import set_call_variant
-from services.lookaside import UserVectorLookaside
+from services.lookaside import UserVectorLookaside, lookaside_for
 from services.metrics import GatewayMetrics
 from services.server import NewsrecServer, ServiceBinding, full_name, start_server
 from services.validation import check_ids, check_k, check_user_id
@@ -68,11 +72,12 @@ class VariantBackend:
         config: VariantConfig,
         fallback: list[tuple[NewsInfo, float]],
         user_cache: UserVectorLookaside | None = None,
+        make_channel: Callable[[str, Sequence[tuple[str, Any]]], grpc.Channel] | None = None,
     ) -> VariantBackend:
-        channels = [
-            grpc.insecure_channel(t, options=CHANNEL_OPTIONS)
-            for t in (config.user_encoder, config.retrieval, config.ranker)
-        ]
+        """Dial the variant's three services; `make_channel(target, options)` adds TLS and
+        the token (services.security.channel_factory), else plaintext."""
+        make = make_channel or (lambda target, options: grpc.insecure_channel(target, options=options))
+        channels = [make(t, CHANNEL_OPTIONS) for t in (config.user_encoder, config.retrieval, config.ranker)]
         return cls(
             config,
             user_encoder_pb2_grpc.UserEncoderServiceStub(channels[0]),
@@ -91,6 +96,49 @@ class VariantBackend:
 @dataclass
 class GatewayDeps:
     backends: dict[str, VariantBackend]
+
+
+def fallback_for(section: GatewayConfig, catalog: NewsCatalog) -> list[tuple[NewsInfo, float]]:
+    """The popular-and-fresh list a variant answers with when its encoder or retrieval fails."""
+    return popular_fresh(catalog, section.fallback_size, section.freshness_half_life_hours)
+
+
+def backend_for(
+    config: ServeConfig,
+    variant: VariantConfig,
+    model: ServingModel | None,
+    catalog: NewsCatalog,
+    cache: VectorCache | None,
+) -> VariantBackend:
+    """One variant's backend over gRPC: its fallback list and, when the model is known and
+    a cache is shared with its encoder, the look-aside into that cache. The one place
+    both run modes (`serve --all`, one process per service) wire a variant."""
+    section = config.gateway
+    lookaside = None
+    if model is not None:
+        lookaside = lookaside_for(section.user_cache_lookaside, variant.model_version, cache, model)
+    make_channel = security.channel_factory(config)
+    return VariantBackend.connect(variant, fallback_for(section, catalog), lookaside, make_channel)
+
+
+# Codes by which a stage refuses the gateway's request rather than fails to answer it: a
+# misconfiguration (version pinned wrongly, auth token, a broken contract), never fixed by
+# a retry, so reported as `<stage>_rejected` and logged as an error, not `<stage>_unavailable`.
+REJECTED_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+
+
+def stage_reason(stage: str, error: grpc.RpcError) -> str:
+    """The degraded reason of a failed stage call: `<stage>_rejected` or `<stage>_unavailable`."""
+    return f"{stage}_rejected" if error.code() in REJECTED_CODES else f"{stage}_unavailable"
 
 
 class _Call:
@@ -122,7 +170,8 @@ class _Call:
             self.reasons.append(reason)
             self.metrics.degraded.labels(variant=self.variant, reason=reason).inc()
         if error is not None:
-            log.warning(
+            log.log(
+                logging.ERROR if reason.endswith("_rejected") else logging.WARNING,
                 "stage failed, degrading",
                 extra={
                     "variant": self.variant,
@@ -193,12 +242,13 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                 unknown, cache_hit = user.unknown_history_count, user.cache_hit
                 model_version = user.model_version
             except grpc.RpcError as exc:
-                call.degrade("user_encoder_unavailable", exc)
+                call.degrade(stage_reason("user_encoder", exc), exc)
         if user_vector is not None:
             self.metrics.unknown_history.labels(variant=variant).inc(unknown)
         call.timed("encode_user", time.perf_counter() - t0)
 
         # 2. candidates
+        retrieved = False
         if user_vector is not None:
             t0 = time.perf_counter()
             try:
@@ -211,20 +261,20 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
                     timeout=call.timeout(timeouts.retrieve),
                 )
                 if len(got.scores) == len(got.titles) == len(got.categories) == len(got.news_ids):
-                    candidates = got
+                    candidates, retrieved = got, True
                     for reason in got.degraded_reasons:  # e.g. index_stale: a mirror's old copy
                         call.degrade(reason)
                 else:  # a broken contract; answer from the fallback list rather than guess
                     log.error("retrieval answered columns of different lengths", extra={"variant": variant})
                     call.degrade("retrieval_unavailable")
             except grpc.RpcError as exc:
-                call.degrade("retrieval_unavailable", exc)
+                call.degrade(stage_reason("retrieval", exc), exc)
             call.timed("retrieve", time.perf_counter() - t0)
 
-        if user_vector is None or "retrieval_unavailable" in call.reasons:
-            items = self._fallback(backend, history, request.k)
-        else:
+        if retrieved and user_vector is not None:
             items = self._ranked(backend, call, request, user_vector, history, candidates)
+        else:
+            items = self._fallback(backend, history, request.k)
         call.timed("total", time.perf_counter() - t_start)
         return recommend_pb2.RecommendResponse(
             items=items,
@@ -280,7 +330,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             )
             order = [(position[s.news_id], s.score) for s in ranked.candidates if s.news_id in position]
         except grpc.RpcError as exc:
-            call.degrade("ranker_unavailable", exc)
+            call.degrade(stage_reason("ranker", exc), exc)
             order = list(zip(range(len(ids)), candidates.scores, strict=True))
         call.timed("rank", time.perf_counter() - t0)
         titles, categories = candidates.titles, candidates.categories

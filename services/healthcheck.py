@@ -1,7 +1,9 @@
 """Container health check: one grpc.health.v1 Check call, exit 0 when SERVING.
 
-Used by the image's HEALTHCHECK (`python -m services.healthcheck`). Kubernetes does not
-run it: the chart uses native `grpc:` probes against the same health service.
+Used by the image's HEALTHCHECK (`python -m services.healthcheck`), and by the chart's
+probes when TLS is on (the kubelet's native `grpc:` probes cannot speak TLS). With
+NEWSREC_TLS_CERT_FILE set it dials over TLS as the service's config says (NEWSREC_TLS_*:
+CA bundle, its own certificate for mutual TLS, the name in the server's certificate).
 """
 
 from __future__ import annotations
@@ -31,9 +33,21 @@ def default_port(env: dict[str, str]) -> int:
     return DEFAULT_PORTS[service]
 
 
-def check(target: str, service: str = "", timeout: float = 3.0) -> tuple[bool, str]:
+def _channel(target: str, env: dict[str, str]) -> grpc.Channel:
+    if not env.get("NEWSREC_TLS_CERT_FILE"):
+        return grpc.insecure_channel(target)
+    from services.config import load_config
+    from services.security import channel_factory
+
+    tls_env = {k: v for k, v in env.items() if k.startswith("NEWSREC_TLS_")}
+    return channel_factory(load_config(env=tls_env))(target, ())
+
+
+def check(
+    target: str, service: str = "", timeout: float = 3.0, env: dict[str, str] | None = None
+) -> tuple[bool, str]:
     """Call Check on `target`; return (serving, human-readable status)."""
-    with grpc.insecure_channel(target) as channel:
+    with _channel(target, env or {}) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
@@ -53,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     port = args.port if args.port is not None else default_port(dict(os.environ))
     target = f"{args.host}:{port}"
-    ok, status = check(target, args.service, args.timeout)
+    ok, status = check(target, args.service, args.timeout, dict(os.environ))
     print(f"{target} {args.service or '<server>'}: {status}", file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

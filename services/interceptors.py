@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from prometheus_client import Histogram
 
-from newsrec.errors import NewsrecError
+from newsrec.errors import InvalidInput, NewsrecError
 
 log = logging.getLogger("services.rpc")
 MAX_MESSAGE = 1000
@@ -39,6 +39,29 @@ def set_call_variant(variant: str) -> None:
     state = _CALL.get()
     if state is not None:
         state.variant = variant
+
+
+@dataclass(frozen=True)
+class _Undecodable:
+    """Stands in for a request whose bytes did not decode (bad protobuf, invalid UTF-8 in a
+    string field): grpc would answer INTERNAL "Exception deserializing request!"; the
+    handler answers INVALID_ARGUMENT instead."""
+
+    message: str
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None, message_name: str) -> Callable[[bytes], Any]:
+    """`deserializer`, with a decode failure turned into an `_Undecodable` value."""
+
+    def deserialize(data: bytes) -> Any:
+        if deserializer is None:
+            return data
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf DecodeError, UnicodeDecodeError, ...
+            return _Undecodable(f"request: not a valid {message_name} ({type(exc).__name__})")
+
+    return deserialize
 
 
 def _status_code(name: str) -> grpc.StatusCode:
@@ -82,6 +105,8 @@ class ErrorMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             start = time.perf_counter()
             code = "OK"
             try:
+                if isinstance(request, _Undecodable):
+                    raise InvalidInput(request.message)
                 return inner(request, context)
             except NewsrecError as exc:
                 code = exc.grpc_code
@@ -104,6 +129,6 @@ class ErrorMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_lenient(handler.request_deserializer, method + "Request"),
             response_serializer=handler.response_serializer,
         )

@@ -7,15 +7,17 @@ servers; the servers themselves only see the protocols.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from newsrec.errors import InvalidInput, NotFound
 from newsrec.index.base import NewsRecord, VectorIndex
 from newsrec.models.serving import ServingModel
+from services import gateway, ranker, user_encoder
 from services.cache import LruVectorCache, RedisVectorCache, VectorCache, redis_client
 from services.catalog import NewsCatalog, NewsInfo
-from services.config import CacheConfig, ServeConfig
+from services.config import CacheConfig, ServeConfig, VariantConfig
 from services.stack import VariantDeps
 
 log = logging.getLogger("services.loading")
@@ -49,6 +51,19 @@ def load_model(serving_dir: Path) -> ServingModel:
     from newsrec.models import load_serving
 
     return load_serving(serving_dir)
+
+
+def load_served_model(config: ServeConfig) -> tuple[ServingModel, str, Any]:
+    """(model, Milvus alias, manifest) of the configured version, the model named by its
+    registry version. Every service loads its model here, so the version a gateway pins,
+    the version an encoder checks and the version in cache keys and Milvus are one name.
+    Online, a model is named by its registry version: training runs before the pipeline
+    settles the version, and re-training for a new name would be waste."""
+    serving, alias, manifest = resolve_serving(config)
+    model = load_model(serving)
+    if manifest is not None:
+        model.model_version = manifest.version
+    return model, alias, manifest
 
 
 def build_cache(cfg: CacheConfig) -> VectorCache:
@@ -139,16 +154,12 @@ def load_variant(config: ServeConfig, *, with_provider: bool = True, weight: flo
     """Everything one variant needs, from the registry, Milvus and Redis in `config`."""
     from newsrec.index.milvus import MilvusIndex
 
-    serving, alias, manifest = resolve_serving(config)
+    _serving, alias, manifest = resolve_serving(config)
     index_info = getattr(manifest, "index", None)
     uri = config.milvus_uri or (index_info.uri if index_info is not None else None)
     if not uri:
         raise InvalidInput("milvus_uri: set NEWSREC_MILVUS_URI or --milvus-uri (a file path: Milvus Lite)")
-    model = load_model(serving)
-    if manifest is not None:
-        # Online, a model is named by its registry version: training runs before the
-        # pipeline settles the version, and re-training for a new name would be waste.
-        model.model_version = manifest.version
+    model, alias, manifest = load_served_model(config)
     catalog = build_catalog(model, list(config.news_files))
     milvus = MilvusIndex.from_uri(
         uri, timeout_s=config.milvus_timeout_seconds, build_timeout_s=config.milvus_build_timeout_seconds
@@ -165,3 +176,45 @@ def load_variant(config: ServeConfig, *, with_provider: bool = True, weight: flo
     ensure_index(index, alias, model, catalog)
     provider = build_provider(config, manifest) if with_provider else None
     return VariantDeps(model, index, alias, catalog, build_cache(config.cache), provider, weight)
+
+
+def deps_for(service: str, config: ServeConfig) -> Callable[[], Any]:
+    """The loader of one service's deps when it runs on its own (`serve --service NAME`),
+    built from the same pieces as `serve --all` (`load_served_model`, `load_variant`,
+    `VariantDeps.*_deps`, `gateway.backend_for`), so the two modes cannot disagree."""
+
+    def ue() -> user_encoder.UserEncoderDeps:
+        model, _alias, _manifest = load_served_model(config)
+        return user_encoder.UserEncoderDeps(model, build_cache(config.cache))
+
+    def rk() -> ranker.RankerDeps:
+        return ranker.RankerDeps(load_served_model(config)[0])
+
+    def gw() -> gateway.GatewayDeps:
+        # Only a Redis cache is shared with the encoders; a local LRU would never be written.
+        cache = build_cache(config.cache) if config.cache.redis_url else None
+        return gateway.GatewayDeps(
+            {v.name: _gateway_backend(config, v, cache) for v in config.gateway.variants}
+        )
+
+    loaders: dict[str, Callable[[], Any]] = {
+        "user-encoder": ue,
+        "retrieval": lambda: load_variant(config).retrieval_deps(),
+        "ranker": rk,
+        "gateway": gw,
+    }
+    if service not in loaders:
+        raise InvalidInput(f"service: {service!r} is not one service; use serve --all for every service")
+    return loaders[service]
+
+
+def _gateway_backend(config: ServeConfig, variant: VariantConfig, cache: Any) -> gateway.VariantBackend:
+    """One variant of a gateway on its own: the variant's model (for its fallback list and
+    look-aside), none when no registry is configured."""
+    if config.registry is None and config.serving_dir is None:
+        log.warning("no registry configured: the gateway has no fallback list")
+        return gateway.backend_for(config, variant, None, NewsCatalog(), None)
+    cfg = config.model_copy(update={"model_version": variant.model_version or config.model_version})
+    model, _alias, _manifest = load_served_model(cfg)
+    catalog = build_catalog(model, list(config.news_files))
+    return gateway.backend_for(config, variant, model, catalog, cache)

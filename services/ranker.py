@@ -1,4 +1,7 @@
-"""RankingService: the fusion ranker scores every candidate in one batched call."""
+"""RankingService: the fusion ranker scores every candidate in one batched call.
+
+Duplicate candidate ids are scored once (the first occurrence is kept); every score
+must be finite, else the call fails rather than answer NaN."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from services.config import MAX_HISTORY, MAX_K, ServeConfig
 from services.generated.newsrec.v1 import ranking_pb2, ranking_pb2_grpc
 from services.metrics import RankerMetrics
 from services.server import NewsrecServer, ServiceBinding, full_name, start_server
-from services.validation import check_ids, check_user_id, check_vector
+from services.validation import check_ids, check_scores, check_user_id, check_vector
 
 log = logging.getLogger("services.ranker")
 
@@ -41,11 +44,14 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         check_user_id(request.user_id)
         user_vector = check_vector(request.user_vector, deps.model.dim, "user_vector")
         history = check_ids(request.history_ids, "history_ids", MAX_HISTORY)
-        candidates = check_ids(request.candidate_ids, "candidate_ids", MAX_K)
+        # Duplicates are scored once, at their first position: 50 copies of one id would
+        # otherwise come back as 50 rows and crowd out every other candidate.
+        candidates = list(dict.fromkeys(check_ids(request.candidate_ids, "candidate_ids", MAX_K)))
         self.metrics.candidates.labels(variant=self.variant).observe(len(candidates))
         if not candidates:
             return ranking_pb2.RankResponse(model_version=deps.model.model_version)
         scores = np.asarray(deps.model.rank(user_vector, history, candidates), dtype=np.float32)
+        check_scores(scores, "the ranker")
         order = np.argsort(-scores, kind="stable")
         if request.top_k:
             order = order[: request.top_k]

@@ -31,7 +31,16 @@ from services.generated.newsrec.v1 import (
 )
 from services.metrics import RetrievalMetrics
 from services.server import NewsrecServer, ServiceBinding, full_name, start_server
-from services.validation import MAX_ID_LEN, check_ids, check_k, check_key, check_vector
+from services.validation import (
+    MAX_ID_LEN,
+    NonFiniteResult,
+    check_ids,
+    check_k,
+    check_key,
+    check_no_control,
+    check_scores,
+    check_vector,
+)
 
 log = logging.getLogger("services.retrieval")
 MAX_TEXT = 20_000
@@ -115,6 +124,7 @@ class RetrievalServicer(_Base, retrieval_pb2_grpc.RetrievalServiceServicer):
             log.warning("index search failed", exc_info=True)
             raise Unavailable(f"vector index unavailable: {type(exc).__name__}") from exc
         self.metrics.search_seconds.labels(variant=self.variant).observe(time.perf_counter() - start)
+        check_scores(hits.scores, "the vector index")
         # Columns, each copied into the message in one C call: a few hundred hits per call
         # made building one sub-message per candidate the process's main cost.
         response = retrieval_pb2.RetrieveResponse(
@@ -140,6 +150,7 @@ def _categories(values: Sequence[str]) -> tuple[str, ...]:
     for i, name in enumerate(out):
         if not name.strip() or len(name) > MAX_ID_LEN:
             raise InvalidInput(f"filters.categories[{i}]: must be 1..{MAX_ID_LEN} non-blank characters")
+        check_no_control(name, f"filters.categories[{i}]")
     return out
 
 
@@ -151,13 +162,10 @@ class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
         article = _article(request)
         if deps.provider is None:
             raise Unavailable("no text embedding provider configured: cold-start upserts are disabled")
-        try:
-            text_vec = np.asarray(deps.provider.embed([article.text()]).vectors[0], dtype=np.float32)
-        except NewsrecError:
-            raise
-        except Exception as exc:
-            raise Unavailable(f"text embedding provider failed: {type(exc).__name__}") from exc
+        text_vec = _embed(deps.provider, article)
         vector = np.asarray(deps.model.encode_news(article, text_vec), dtype=np.float32)
+        if vector.shape != (deps.model.dim,) or not np.isfinite(vector).all():
+            raise NonFiniteResult("the news encoder produced a non-finite vector; nothing was written")
         published = request.published_at if request.HasField("published_at") else int(time.time())
         record = NewsRecord(
             news_id=article.news_id,
@@ -192,6 +200,55 @@ class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
         )
 
 
+class ProviderRejected(NewsrecError):
+    """The text embedding provider refused for good (bad key, unknown model, bad request):
+    retrying will not help until its configuration is fixed."""
+
+    grpc_code = "FAILED_PRECONDITION"
+
+
+def _embed(provider: Any, article: NewsArticle) -> np.ndarray:
+    """The article's text vector. A provider failure reaches the client as UNAVAILABLE
+    (transient: retry) or FAILED_PRECONDITION (permanent), with a message naming only the
+    kind of failure and the HTTP status: the provider's own text, which may echo request
+    headers, stays in the server log (already redacted by the provider)."""
+    try:
+        vec = np.asarray(provider.embed([article.text()]).vectors[0], dtype=np.float32)
+    except NewsrecError as exc:
+        if _transient(exc):
+            log.warning("text embedding provider unavailable", extra={"error": str(exc)})
+            raise Unavailable(f"text embedding provider unavailable{_status(exc)}; retry later") from None
+        log.error("text embedding provider refused the request", extra={"error": str(exc)})
+        raise ProviderRejected(
+            f"text embedding provider refused the request{_status(exc)}: check its configuration"
+            " (credentials, model name) in the retrieval service"
+        ) from None
+    except Exception as exc:
+        log.warning("text embedding provider failed", exc_info=True)
+        raise Unavailable(f"text embedding provider failed ({type(exc).__name__}); retry later") from None
+    if not np.isfinite(vec).all():
+        raise Unavailable("text embedding provider returned a non-finite vector; retry later")
+    return vec
+
+
+def _transient(exc: NewsrecError) -> bool:
+    """A failure a retry may fix: UNAVAILABLE itself, retries given up on one (the
+    provider's final error wraps it), or a retryable HTTP status (429, 5xx)."""
+    from newsrec.embed.retry import is_retryable_status
+
+    status = getattr(exc, "status", None)
+    return (
+        isinstance(exc, Unavailable)
+        or isinstance(exc.__cause__, Unavailable)
+        or (isinstance(status, int) and is_retryable_status(status))
+    )
+
+
+def _status(exc: Exception) -> str:
+    status = getattr(exc, "status", None)
+    return f" (HTTP {int(status)})" if isinstance(status, int) else ""
+
+
 def _article(request: news_pb2.UpsertNewsRequest) -> NewsArticle:
     """The request as an article, every field checked before anything is written."""
     if not request.news_id.strip():
@@ -204,6 +261,7 @@ def _article(request: news_pb2.UpsertNewsRequest) -> NewsArticle:
     for name in ("title", "abstract"):
         if len(getattr(request, name)) > MAX_TEXT:
             raise InvalidInput(f"{name}: at most {MAX_TEXT} characters")
+        check_no_control(getattr(request, name), name)
     check_key(request.category, "category")
     check_key(request.subcategory, "subcategory", required=False)
     if request.HasField("published_at") and not 0 <= request.published_at < MAX_PUBLISHED_AT:
@@ -219,6 +277,7 @@ def _article(request: news_pb2.UpsertNewsRequest) -> NewsArticle:
         for name in ("label", "type"):
             if len(getattr(ent, name)) > MAX_ID_LEN:
                 raise InvalidInput(f"entities[{i}].{name}: at most {MAX_ID_LEN} characters")
+            check_no_control(getattr(ent, name), f"entities[{i}].{name}")
         entities.append(Entity(ent.wikidata_id, ent.label, ent.type, ent.confidence or 1.0))
     return NewsArticle(
         news_id=request.news_id,

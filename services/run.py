@@ -1,7 +1,7 @@
 """Run modes: one service per process (Kubernetes) or every service in one process (`--all`).
 
-SIGTERM/SIGINT flip health to NOT_SERVING and stop with a grace period, so in-flight
-calls finish while the load balancer stops sending new ones.
+SIGTERM/SIGINT flip health to NOT_SERVING, keep answering for `drain_seconds` while the
+load balancer stops sending, then close the port and give in-flight calls `grace_seconds`.
 """
 
 from __future__ import annotations
@@ -13,94 +13,75 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from newsrec.errors import InvalidInput
+from newsrec.errors import NewsrecError, Unavailable
 from services import gateway, ranker, retrieval, user_encoder
-from services.cache import VectorCache
-from services.catalog import popular_fresh
-from services.config import ServeConfig, VariantConfig
-from services.loading import build_cache, build_catalog, load_model, load_variant, resolve_serving
-from services.lookaside import lookaside_for
+from services.config import ServeConfig
+from services.loading import deps_for, load_variant
 from services.server import NewsrecServer
 from services.stack import Stack, VariantDeps, start_stack
 
 log = logging.getLogger("services.run")
 
 
-def _wait_for_signal(stop: Callable[[], None]) -> None:
-    done = threading.Event()
+class _Signals:
+    """SIGTERM/SIGINT: the first starts the drain, a second one skips what is left of it."""
 
-    def handler(signum: int, _frame: Any) -> None:
-        log.info("signal received, draining", extra={"signal": signal.Signals(signum).name})
-        done.set()
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.hurry = threading.Event()
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    done.wait()
+    def _handle(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            log.info("second signal: skipping the rest of the drain", extra={"signal": name})
+            self.hurry.set()
+            return
+        log.info("signal received, draining", extra={"signal": name})
+        self.stop.set()
+
+
+def _drain(
+    config: ServeConfig, signals: _Signals, start_drain: Callable[[], None], stop: Callable[[], object]
+) -> None:
+    """NOT_SERVING first, answer everything for `drain_seconds` (a load balancer follows the
+    health change or the endpoint removal meanwhile), then `stop` (grace for in-flight calls)."""
+    start_drain()
+    if config.drain_seconds > 0:
+        log.info("NOT_SERVING, still answering", extra={"drain_seconds": config.drain_seconds})
+        signals.hurry.wait(config.drain_seconds)
+    log.info("closing the port; in-flight calls finish", extra={"grace_seconds": config.grace_seconds})
     stop()
-
-
-def _gateway_backend(
-    config: ServeConfig, variant: VariantConfig, cache: VectorCache | None
-) -> gateway.VariantBackend:
-    """Connect one variant: its popular-and-fresh fallback list (empty when no registry is
-    configured) and, with a shared Redis cache, the look-aside into its encoder's cache."""
-    if config.registry is None and config.serving_dir is None:
-        log.warning("no registry configured: the gateway has no fallback list")
-        return gateway.VariantBackend.connect(variant, [])
-    cfg = config.model_copy(update={"model_version": variant.model_version or config.model_version})
-    serving, _alias, _manifest = resolve_serving(cfg)
-    model = load_model(serving)
-    catalog = build_catalog(model, list(config.news_files))
-    fallback = popular_fresh(catalog, config.gateway.fallback_size, config.gateway.freshness_half_life_hours)
-    lookaside = lookaside_for(config.gateway.user_cache_lookaside, variant.model_version, cache, model)
-    return gateway.VariantBackend.connect(variant, fallback, lookaside)
 
 
 def create_one(config: ServeConfig) -> tuple[NewsrecServer, int]:
     """Start the single service `config.service`; loading happens in the background."""
-    name = config.service
-    if name == "user-encoder":
-
-        def ue() -> user_encoder.UserEncoderDeps:
-            serving, _, _ = resolve_serving(config)
-            return user_encoder.UserEncoderDeps(load_model(serving), build_cache(config.cache))
-
-        return user_encoder.create_server(config, ue)
-    if name == "retrieval":
-
-        def rt() -> retrieval.RetrievalDeps:
-            v = load_variant(config)
-            return retrieval.RetrievalDeps(v.index, v.alias, v.model, v.catalog, v.provider)
-
-        return retrieval.create_server(config, rt)
-    if name == "ranker":
-
-        def rk() -> ranker.RankerDeps:
-            serving, _, _ = resolve_serving(config)
-            return ranker.RankerDeps(load_model(serving))
-
-        return ranker.create_server(config, rk)
-    if name == "gateway":
-
-        def gw() -> gateway.GatewayDeps:
-            # Only a Redis cache is shared with the encoders; a local LRU would never be written.
-            cache = build_cache(config.cache) if config.cache.redis_url else None
-            return gateway.GatewayDeps(
-                {v.name: _gateway_backend(config, v, cache) for v in config.gateway.variants}
-            )
-
-        return gateway.create_server(config, gw)
-    raise InvalidInput(f"service: {name!r} is not one service; use serve --all for every service")
+    servers: dict[str, Callable[..., tuple[NewsrecServer, int]]] = {
+        "user-encoder": user_encoder.create_server,
+        "retrieval": retrieval.create_server,
+        "ranker": ranker.create_server,
+        "gateway": gateway.create_server,
+    }
+    loader = deps_for(config.service, config)  # names the problem for "all" or a typo
+    return servers[config.service](config, loader)
 
 
 def serve_one(config: ServeConfig) -> None:
+    """Serve until a signal (then drain), or until loading fails: an expected failure (bad
+    registry, Milvus down) ends the process with its one-line reason, so Kubernetes shows it
+    and restarts the pod, instead of a pod that stays NOT_SERVING and says nothing."""
     server, port = create_one(config)
     print(f"{config.service} listening on :{port}  metrics on :{server.metrics_port}", flush=True)
-
-    def stop() -> None:
-        server.stop(config.grace_seconds).wait()
-
-    _wait_for_signal(stop)
+    signals = _Signals()
+    while not signals.stop.wait(0.1):
+        exc = server.load_error
+        if exc is not None:
+            server.stop(0).wait()
+            if isinstance(exc, NewsrecError):
+                raise exc
+            raise Unavailable(f"{config.service} failed to load: {type(exc).__name__}: {exc}") from exc
+    _drain(config, signals, server.start_drain, lambda: server.stop(config.grace_seconds).wait())
 
 
 def start_all(config: ServeConfig) -> Stack:
@@ -119,7 +100,13 @@ def start_all(config: ServeConfig) -> Stack:
 
 def serve_all(config: ServeConfig, on_ready: Callable[[Stack], None] | None = None) -> None:
     stack = start_all(config)
-    stack.wait_ready(timeout=600)
+    try:
+        stack.wait_ready(timeout=600)
+    except BaseException:
+        stack.stop(0)
+        raise
     if on_ready is not None:
         on_ready(stack)
-    _wait_for_signal(lambda: stack.stop(config.grace_seconds))
+    signals = _Signals()
+    signals.stop.wait()
+    _drain(config, signals, stack.start_drain, lambda: stack.stop(config.grace_seconds))

@@ -7,6 +7,7 @@ and the measured unary round trip of the sync server was on par with grpc.aio he
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -20,6 +21,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
+from newsrec.errors import NewsrecError
+from services import security
 from services.config import ServeConfig
 from services.interceptors import ErrorMetricsInterceptor
 from services.metrics import start_at_zero
@@ -51,17 +54,25 @@ class NewsrecServer:
     load_error: BaseException | None = None
     bindings: list[ServiceBinding] = field(default_factory=list)
     _httpd: Any = None
+    draining: bool = False
 
     def set_serving(self, serving: bool) -> None:
+        if serving and self.draining:  # a load finishing during the drain must not undo it
+            return
         status = (
             health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in ("", *self.service_names):
             self.health.set(name, status)
 
+    def start_drain(self) -> None:
+        """Report NOT_SERVING for good while still answering every call (see `stop`)."""
+        self.draining = True
+        self.set_serving(False)
+
     def stop(self, grace: float | None = None) -> threading.Event:
         """Stop taking new calls, let in-flight calls finish within `grace` seconds."""
-        self.set_serving(False)
+        self.start_drain()
         done: threading.Event = self.grpc_server.stop(grace)
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -85,12 +96,17 @@ def start_server(
     Health says NOT_SERVING until `loader` (run on a background thread) returns, then SERVING.
     """
     histograms = {b.full_name.rsplit(".", 1)[-1]: b.histogram for b in bindings}
-    interceptor = ErrorMetricsInterceptor(histograms.get, variant=config.variant)
+    interceptors: list[grpc.ServerInterceptor] = []
+    token = security.auth_token(config.auth)
+    if token:  # first: a call without the token costs no decoding, no metrics
+        interceptors.append(security.TokenAuthInterceptor(token))
+    interceptors.append(ErrorMetricsInterceptor(histograms.get, variant=config.variant))
+    credentials = security.server_credentials(config.tls)  # reads the files before binding
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix=f"grpc-{config.service}"
         ),
-        interceptors=[interceptor],
+        interceptors=interceptors,
         options=[("grpc.so_reuseport", 0)],
     )
     for b in bindings:
@@ -102,13 +118,13 @@ def start_server(
         (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         grpc_server,
     )
-    port = _bind(grpc_server, f"{config.host}:{config.port()}")
+    port = _bind(grpc_server, f"{config.host}:{config.port()}", credentials)
     server = NewsrecServer(grpc_server, port, health_servicer, names, registry)
     server.bindings = list(bindings)
     server.set_serving(False)
     start_at_zero(registry, histograms.values(), config.variant, [v.name for v in config.gateway.variants])
     if start_metrics and config.metrics_port is not None:
-        httpd, _ = start_http_server(config.metrics_port, registry=registry)
+        httpd, _ = start_http_server(config.metrics_port, addr=metrics_addr(config.host), registry=registry)
         server._httpd = httpd
         server.metrics_port = int(httpd.server_port)
     grpc_server.start()
@@ -118,9 +134,9 @@ def start_server(
         try:
             if loader is not None:
                 loader()
-        except BaseException as exc:  # stays NOT_SERVING; the reason is logged and kept
+        except BaseException as exc:  # stays NOT_SERVING; the reason is kept for the owner
             server.load_error = exc
-            log.exception("loading failed: staying NOT_SERVING", extra={"service": config.service})
+            _log_load_failure(config.service, exc)
             return
         freeze_loaded_objects()
         server.set_serving(True)
@@ -131,11 +147,38 @@ def start_server(
     return server, port
 
 
-def _bind(grpc_server: grpc.Server, address: str) -> int:
-    """`add_insecure_port`, failing with an OSError naming `address`: older grpcio returned 0,
-    grpcio >= 1.85 raises RuntimeError("Failed to bind to address ...")."""
+def _log_load_failure(service: str, exc: BaseException) -> None:
+    """An expected failure (NewsrecError: a bad registry, Milvus down) is the operator's to
+    fix and is reported by whoever waits for the load (`serve` prints one line), so its
+    traceback is for debugging only; anything else is a bug, logged with its traceback once
+    (servers sharing one loader, `serve --all`, see the same exception)."""
+    if isinstance(exc, NewsrecError):
+        log.debug("loading failed: staying NOT_SERVING", exc_info=exc, extra={"service": service})
+        return
+    if getattr(exc, "_newsrec_logged", False):
+        return
+    log.error("loading failed: staying NOT_SERVING", exc_info=exc, extra={"service": service})
+    with contextlib.suppress(AttributeError):  # an exception type with __slots__
+        exc._newsrec_logged = True  # type: ignore[attr-defined]
+
+
+def metrics_addr(host: str) -> str:
+    """The metrics HTTP server's bind address: the gRPC host, so a service bound to
+    127.0.0.1 does not expose its metrics on every interface. A wildcard stays 0.0.0.0 (as
+    before: `::` fails on a host without IPv6, where grpc's `[::]` falls back by itself)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return "0.0.0.0" if bare in ("", "::", "0.0.0.0") else bare
+
+
+def _bind(grpc_server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None = None) -> int:
+    """`add_insecure_port` (or `add_secure_port` with TLS credentials), failing with an
+    OSError naming `address`: older grpcio returned 0, grpcio >= 1.85 raises
+    RuntimeError("Failed to bind to address ...")."""
     try:
-        port = int(grpc_server.add_insecure_port(address))
+        if credentials is None:
+            port = int(grpc_server.add_insecure_port(address))
+        else:
+            port = int(grpc_server.add_secure_port(address, credentials))
     except RuntimeError as exc:
         if not str(exc).startswith("Failed to bind"):
             raise

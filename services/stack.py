@@ -21,11 +21,10 @@ from newsrec.index.base import VectorIndex
 from newsrec.models.serving import ServingModel
 from services import gateway, ranker, retrieval, user_encoder
 from services.cache import VectorCache
-from services.catalog import NewsCatalog, NewsInfo, popular_fresh
+from services.catalog import NewsCatalog, NewsInfo
 from services.config import ServeConfig, VariantConfig
 from services.inprocess import in_process
-from services.lookaside import lookaside_for
-from services.server import NewsrecServer
+from services.server import NewsrecServer, metrics_addr
 
 log = logging.getLogger("services.stack")
 
@@ -42,6 +41,17 @@ class VariantDeps:
     provider: Any | None = None
     weight: float = 1.0
 
+    # Each service's deps from a loaded variant, built here only (split mode builds
+    # them through services.loading.deps_for, from the same loaders).
+    def user_encoder_deps(self) -> user_encoder.UserEncoderDeps:
+        return user_encoder.UserEncoderDeps(self.model, self.cache)
+
+    def retrieval_deps(self) -> retrieval.RetrievalDeps:
+        return retrieval.RetrievalDeps(self.index, self.alias, self.model, self.catalog, self.provider)
+
+    def ranker_deps(self) -> ranker.RankerDeps:
+        return ranker.RankerDeps(self.model)
+
 
 @dataclass
 class Stack:
@@ -50,6 +60,11 @@ class Stack:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     metrics_port: int | None = None
     _httpd: Any = None
+
+    def start_drain(self) -> None:
+        """Every server reports NOT_SERVING and keeps answering until `stop`."""
+        for server in self.servers.values():
+            server.start_drain()
 
     def stop(self, grace: float | None = None) -> None:
         """Drain the gateway first, then stop the backends, within `grace` seconds in all.
@@ -141,24 +156,19 @@ def _start_servers(
         backends = {}
         for v in gw_variants:
             loaded = loaders[v.name]()
-            fallback = popular_fresh(
-                loaded.catalog, gw_section.fallback_size, gw_section.freshness_half_life_hours
-            )
             if in_process:
+                fallback = gateway.fallback_for(gw_section, loaded.catalog)
                 backends[v.name] = _in_process_backend(stack, v, fallback)
             else:
                 # the encoder of this stack shares `loaded.cache` with the gateway
-                lookaside = lookaside_for(
-                    gw_section.user_cache_lookaside, v.model_version, loaded.cache, loaded.model
-                )
-                backends[v.name] = gateway.VariantBackend.connect(v, fallback, lookaside)
+                backends[v.name] = gateway.backend_for(gw_cfg, v, loaded.model, loaded.catalog, loaded.cache)
         return gateway.GatewayDeps(backends)
 
     gw, gw_port = gateway.create_server(gw_cfg, gateway_deps, stack.registry, start_metrics=False)
     stack.servers["gateway"] = gw
     stack.ports["gateway"] = gw_port
     if config.metrics_port is not None:
-        httpd, _ = start_http_server(config.metrics_port, registry=stack.registry)
+        httpd, _ = start_http_server(config.metrics_port, addr=metrics_addr(host), registry=stack.registry)
         stack._httpd = httpd
         stack.metrics_port = int(httpd.server_port)
 
@@ -188,22 +198,27 @@ class _Once:
     def __init__(self, source: VariantDeps | Callable[[], VariantDeps]) -> None:
         self._source = source
         self._value: VariantDeps | None = source if isinstance(source, VariantDeps) else None
+        self._error: BaseException | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> VariantDeps:
         with self._lock:
+            if self._error is not None:  # failed once: the same answer for every server
+                raise self._error
             if self._value is None:
                 assert callable(self._source)
-                self._value = self._source()
+                try:
+                    self._value = self._source()
+                except BaseException as exc:
+                    self._error = exc
+                    raise
             return self._value
 
     def ue_deps(self) -> user_encoder.UserEncoderDeps:
-        d = self()
-        return user_encoder.UserEncoderDeps(d.model, d.cache)
+        return self().user_encoder_deps()
 
     def rt_deps(self) -> retrieval.RetrievalDeps:
-        d = self()
-        return retrieval.RetrievalDeps(d.index, d.alias, d.model, d.catalog, d.provider)
+        return self().retrieval_deps()
 
     def rk_deps(self) -> ranker.RankerDeps:
-        return ranker.RankerDeps(self().model)
+        return self().ranker_deps()

@@ -29,6 +29,17 @@ _LIBRARY_COMMANDS: list[tuple[str, str, str | None]] = [
 ]
 
 
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="print the version and exit", is_eager=True),
+) -> None:
+    if version:
+        from newsrec import __version__
+
+        typer.echo(f"newsrec {__version__}")
+        raise typer.Exit()
+
+
 def _register_all() -> None:
     for module_name, attr, name in _LIBRARY_COMMANDS:
         try:

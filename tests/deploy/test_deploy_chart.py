@@ -12,6 +12,8 @@ import pytest
 import yaml
 from chart_render import (
     ALL_SCENARIOS,
+    CHART,
+    CI_VALUES,
     INVALID_VALUES,
     RELEASE,
     Obj,
@@ -529,3 +531,49 @@ def test_kubernetes_validate_rejects_a_broken_object() -> None:
     broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["grpc"]["prot"] = 1
     with pytest.raises(ValidationError):
         validate(broken, "1.30.0", strict=True)
+
+
+def _service_deployments(objs: list[Obj]) -> list[Obj]:
+    return [
+        d for d in by_kind(objs, "Deployment") if d["metadata"]["labels"]["newsrec.io/component"] != "redis"
+    ]
+
+
+@pytest.mark.parametrize("scenario", [(), ("tls-auth-values.yaml",)], ids=["default", "tls-auth"])
+def test_pods_drain_before_they_stop(scenario: tuple[str, ...], tmp_path: Path) -> None:
+    """Issue 15 defect 5: a preStop sleep, then the service's own drain (NOT_SERVING while
+    answering) and grace, all inside terminationGracePeriodSeconds."""
+    objs = render(*scenario)
+    source = CI_VALUES / scenario[0] if scenario else CHART / "values.yaml"
+    values = yaml.safe_load(source.read_text())["shutdown"]
+    for deploy in _service_deployments(objs):
+        pod, c = deploy["spec"]["template"]["spec"], _container(deploy)
+        assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(values["preStopSeconds"])]
+        config = _serve_config(objs, deploy, tmp_path)
+        assert (config.drain_seconds, config.grace_seconds) == (
+            values["drainSeconds"],
+            values["graceSeconds"],
+        )
+        budget = values["preStopSeconds"] + config.drain_seconds + config.grace_seconds
+        assert pod["terminationGracePeriodSeconds"] > budget, deploy["metadata"]["name"]
+
+
+def test_tls_and_token_come_from_secrets_and_probes_speak_tls(tmp_path: Path) -> None:
+    objs = render("tls-auth-values.yaml")
+    for deploy in _service_deployments(objs):
+        name = deploy["metadata"]["name"]
+        pod, c = deploy["spec"]["template"]["spec"], _container(deploy)
+        env = env_of(c)
+        assert env["NEWSREC_AUTH_TOKEN"] == {"secretKeyRef": {"name": "newsrec-grpc-token", "key": "token"}}
+        assert {"name": "tls", "secret": {"secretName": "newsrec-grpc-tls", "defaultMode": 0o440}} in pod[
+            "volumes"
+        ]
+        assert {"name": "tls", "mountPath": "/etc/newsrec/tls", "readOnly": True} in c["volumeMounts"]
+        config = _serve_config(objs, deploy, tmp_path)
+        assert config.tls.enabled and config.tls.client_ca_file == Path("/etc/newsrec/tls/ca.crt")
+        assert config.tls.server_name == "newsrec.recs.svc"
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):  # kubelet grpc probes: no TLS
+            assert c[probe]["exec"]["command"] == ["python", "-m", "services.healthcheck"], (name, probe)
+    for deploy in _service_deployments(render()):  # off by default
+        env = env_of(_container(deploy))
+        assert not any(k.startswith(("NEWSREC_TLS_", "NEWSREC_AUTH_")) for k in env)

@@ -124,6 +124,9 @@ to fix. Included once from every template so `helm template` fails early.
 {{- if and (not .Values.redis.enabled) (not .Values.redis.url) (not .Values.redis.existingSecret) -}}
 {{- fail "redis: set redis.enabled=true (in-chart Redis), redis.url, or redis.existingSecret (external Redis)" -}}
 {{- end -}}
+{{- if and .Values.tls.enabled (or (not .Values.tls.secretName) (not .Values.tls.serverName)) -}}
+{{- fail "tls.enabled needs tls.secretName (tls.crt, tls.key, ca.crt) and tls.serverName (the name in the certificate)" -}}
+{{- end -}}
 {{- if and (eq .Values.embedding.provider "openai") (not .Values.embedding.existingSecret) -}}
 {{- fail "embedding.provider=openai needs embedding.existingSecret: the API key comes from a Secret, never from values" -}}
 {{- end -}}

@@ -74,12 +74,19 @@ spec:
       {{- end }}
       securityContext:
         {{- toYaml $V.podSecurityContext | nindent 8 }}
-      terminationGracePeriodSeconds: 30
+      # preStop sleep + drain + grace, and 5 s for the process to exit (values `shutdown`).
+      terminationGracePeriodSeconds: {{ add $V.shutdown.preStopSeconds $V.shutdown.drainSeconds $V.shutdown.graceSeconds 5 }}
       containers:
         - name: {{ .component }}
           image: {{ include "newsrec.image" $root | quote }}
           imagePullPolicy: {{ $V.image.pullPolicy }}
           args: ["serve", "--service", {{ .component | quote }}]
+          {{- if gt (int $V.shutdown.preStopSeconds) 0 }}
+          lifecycle:
+            # Still SERVING while kube-proxy, ingresses and DNS drop this pod; then SIGTERM.
+            preStop:
+              exec: {command: ["sleep", {{ $V.shutdown.preStopSeconds | quote }}]}
+          {{- end }}
           ports:
             - {name: grpc, containerPort: {{ $port }}, protocol: TCP}
             - {name: metrics, containerPort: {{ $V.ports.metrics }}, protocol: TCP}
@@ -89,6 +96,21 @@ spec:
             - {name: NEWSREC_GRPC_PORT, value: {{ $port | quote }}}
             - {name: NEWSREC_METRICS_PORT, value: {{ $V.ports.metrics | quote }}}
             - {name: NEWSREC_LOG_LEVEL, value: {{ $V.logLevel | quote }}}
+            - {name: NEWSREC_DRAIN_SECONDS, value: {{ $V.shutdown.drainSeconds | quote }}}
+            - {name: NEWSREC_GRACE_SECONDS, value: {{ $V.shutdown.graceSeconds | quote }}}
+            {{- if $V.tls.enabled }}
+            - {name: NEWSREC_TLS_CERT_FILE, value: /etc/newsrec/tls/tls.crt}
+            - {name: NEWSREC_TLS_KEY_FILE, value: /etc/newsrec/tls/tls.key}
+            - {name: NEWSREC_TLS_CA_FILE, value: /etc/newsrec/tls/ca.crt}
+            - {name: NEWSREC_TLS_SERVER_NAME, value: {{ $V.tls.serverName | quote }}}
+            {{- if $V.tls.mutual }}
+            - {name: NEWSREC_TLS_CLIENT_CA_FILE, value: /etc/newsrec/tls/ca.crt}
+            {{- end }}
+            {{- end }}
+            {{- if $V.auth.existingSecret }}
+            - name: NEWSREC_AUTH_TOKEN
+              valueFrom: {secretKeyRef: {name: {{ $V.auth.existingSecret | quote }}, key: {{ $V.auth.secretKey | quote }}}}
+            {{- end }}
             # One BLAS/OpenMP thread per pod: requests are small and concurrent, and a
             # thread pool per request made a 1 ms scan take 20 ms on a busy node.
             - {name: OMP_NUM_THREADS, value: "1"}
@@ -107,15 +129,20 @@ spec:
             {{- with $V.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
-          # Native gRPC probes (Kubernetes >= 1.24) call grpc.health.v1 on the service port.
+          # Native gRPC probes (Kubernetes >= 1.24) call grpc.health.v1 on the service port;
+          # they cannot speak TLS, so with TLS the image's health check runs instead.
+          {{- $probe := printf "grpc: {port: %d}" $port }}
+          {{- if $V.tls.enabled }}
+          {{- $probe = "exec: {command: [python, -m, services.healthcheck]}" }}
+          {{- end }}
           startupProbe:
-            grpc: {port: {{ $port }}}
+            {{ $probe }}
             {{- toYaml $V.probes.startup | nindent 12 }}
           livenessProbe:
-            grpc: {port: {{ $port }}}
+            {{ $probe }}
             {{- toYaml $V.probes.liveness | nindent 12 }}
           readinessProbe:
-            grpc: {port: {{ $port }}}
+            {{ $probe }}
             {{- toYaml $V.probes.readiness | nindent 12 }}
           resources:
             {{- toYaml .spec.resources | nindent 12 }}
@@ -124,6 +151,9 @@ spec:
           volumeMounts:
             - {name: config, mountPath: /etc/newsrec, readOnly: true}
             - {name: tmp, mountPath: /tmp}
+            {{- if $V.tls.enabled }}
+            - {name: tls, mountPath: /etc/newsrec/tls, readOnly: true}
+            {{- end }}
             {{- if $V.registry.existingClaim }}
             - {name: registry, mountPath: {{ $V.registry.mountPath | quote }}, readOnly: true}
             {{- end }}
@@ -135,6 +165,10 @@ spec:
           configMap: {name: {{ $name }}-config}
         - name: tmp
           emptyDir: {sizeLimit: {{ $V.tmpSizeLimit }}}
+        {{- if $V.tls.enabled }}
+        - name: tls
+          secret: {secretName: {{ $V.tls.secretName | quote }}, defaultMode: 0440}
+        {{- end }}
         {{- if $V.registry.existingClaim }}
         - name: registry
           persistentVolumeClaim: {claimName: {{ $V.registry.existingClaim }}, readOnly: true}

@@ -175,3 +175,33 @@ def test_serve_startup_failures_are_one_line_errors(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(services.run, "serve_all", bug)
     out = CliRunner().invoke(app, ["serve", "--all", "--port", "0", "--metrics-port", "9"])
     assert out.exit_code == 1 and isinstance(out.exception, RuntimeError) and "a bug" in str(out.exception)
+
+
+@pytest.mark.parametrize("mode", [["--all"], ["--service", "ranker"]], ids=["all", "one"])
+def test_serve_with_a_bad_registry_prints_one_line(tmp_path: Path, mode: list[str]) -> None:
+    """Issue 15 defect 9: a registry without the model printed a JSON traceback per server
+    (6 KB) before the error; a split-mode service stayed NOT_SERVING saying nothing."""
+    (tmp_path / "registry").mkdir()
+    out = subprocess.run(
+        [*NEWSREC, "serve", *mode, "--registry", str(tmp_path / "registry")]
+        + ["--milvus-uri", str(tmp_path / "m.db"), "--port", "0", "--metrics-port", "0"],
+        cwd=REPO,
+        env={**_env(), "NEWSREC_CONFIG": "", "COLUMNS": "60"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr and '"exc"' not in out.stderr, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "has no current version in" in errors[0], out.stderr
+    assert '"level": "ERROR"' not in out.stderr
+
+
+def test_newsrec_version() -> None:
+    from newsrec import __version__
+
+    out = subprocess.run(
+        [*NEWSREC, "--version"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == f"newsrec {__version__}"

@@ -316,16 +316,25 @@ def _id_lists(limit: int) -> st.SearchStrategy[list[str]]:
     )
 
 
+def _has_cc(text: str) -> bool:
+    """A control character (Unicode Cc), rejected in every id and title (issue 15)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def _bad_user(user_id: str) -> bool:
-    return not user_id.strip() or len(user_id) > MAX_ID
+    return not user_id.strip() or len(user_id) > MAX_ID or _has_cc(user_id)
 
 
 def _bad_ids(ids: list[str], limit: int) -> bool:
-    return len(ids) > limit or any(not i or len(i) > MAX_ID for i in ids)
+    return len(ids) > limit or any(not i or len(i) > MAX_ID or _has_cc(i) for i in ids)
 
 
 def _bad_vector(values: list[float]) -> bool:
-    return len(values) != DIM or not np.isfinite(np.asarray(values, dtype=np.float32)).all()
+    vec = np.asarray(values, dtype=np.float32)
+    if len(values) != DIM or not np.isfinite(vec).all():
+        return True
+    with np.errstate(over="ignore"):  # finite values whose norm overflows float32 (3e38)
+        return not np.isfinite(np.dot(vec, vec))
 
 
 def _first(*checks: tuple[str, bool]) -> str | None:
@@ -502,7 +511,7 @@ def _bad_key(value: str, required: bool = True) -> bool:
 
 def _bad_entity(i: int, e: news_pb2.NewsEntity) -> Iterator[tuple[str, bool]]:
     yield f"entities[{i}].wikidata_id", _bad_key(e.wikidata_id)
-    yield f"entities[{i}].label", len(e.label) > MAX_ID
+    yield f"entities[{i}].label", len(e.label) > MAX_ID or _has_cc(e.label)
 
 
 @settings(_PROPERTY, max_examples=80)
@@ -531,8 +540,8 @@ def test_upsert_news_bad_input(
 ) -> None:
     expected = _first(
         ("news_id", _bad_key(news_id) or "'" in news_id),
-        ("title", not title.strip() or len(title) > 20_000),
-        ("abstract", len(abstract) > 20_000),
+        ("title", not title.strip() or len(title) > 20_000 or _has_cc(title)),
+        ("abstract", len(abstract) > 20_000 or _has_cc(abstract)),
         ("category", _bad_key(category)),
         ("subcategory", _bad_key(subcategory, required=False)),
         ("published_at", published_at is not None and not 0 <= published_at < YEAR_3000),

@@ -282,3 +282,18 @@ def test_gateway_cache_failure_falls_back_to_the_encoder() -> None:
         assert _encoder_calls(stack) == 2 and _gateway_cache(stack, "error") == 2
     finally:
         stack.stop(0)
+
+
+def test_a_stage_that_rejects_the_request_is_reported_as_rejected() -> None:
+    """Issue 15 defect 1: a version pinned wrongly made the encoder answer INVALID_ARGUMENT,
+    reported as `user_encoder_unavailable`; a refusal is a misconfiguration, not an outage."""
+    stack = _pinned_stack("v-not-served")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{stack.ports['gateway']}") as ch:
+            resp = _recommend(ch)
+        assert resp.degraded and list(resp.degraded_reasons) == ["user_encoder_rejected"]
+        assert len(resp.items) == 10  # still answered, from the fallback list
+        labels = {"variant": "a", "reason": "user_encoder_rejected"}
+        assert stack.registry.get_sample_value("newsrec_gateway_degraded_total", labels) == 1
+    finally:
+        stack.stop(0)

@@ -11,10 +11,10 @@ import grpc
 import pytest
 from svc_fakes import fake_variant
 
-from newsrec.errors import InvalidInput, NewsrecError
+from newsrec.errors import InvalidInput, NewsrecError, Unavailable
 from services.config import ServeConfig
 from services.generated.newsrec.v1 import recommend_pb2, recommend_pb2_grpc
-from services.stack import Stack, start_stack
+from services.stack import Stack, VariantDeps, start_stack
 
 
 def test_stop_drains_the_gateway_before_the_backends(fake_stack: Stack) -> None:
@@ -85,3 +85,29 @@ def test_start_stack_with_busy_gateway_port_stops_what_it_started(monkeypatch: p
     for port in started:  # the backends started before the gateway's bind failed are gone again
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 1):
             pass
+
+
+def test_a_loader_bug_is_logged_once_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Four servers share one variant loader (`serve --all`): a bug in it is one traceback
+    in the log, not one per server; an expected failure (NewsrecError) none above DEBUG."""
+    import logging
+
+    from newsrec.errors import NotFound
+
+    for failure, tracebacks in ((RuntimeError("a bug"), 1), (NotFound("no such version"), 0)):
+        caplog.clear()
+
+        def load(_exc: BaseException = failure) -> VariantDeps:
+            raise _exc
+
+        cfg = ServeConfig.model_validate({"grpc_port": 0, "metrics_port": None, "host": "127.0.0.1"})
+        with caplog.at_level(logging.INFO, logger="services"):
+            stack = start_stack(cfg, {"a": load})
+            try:
+                with pytest.raises(Unavailable, match=str(failure)):
+                    stack.wait_ready(10)
+                time.sleep(0.2)  # the other servers' loaders have failed too
+            finally:
+                stack.stop(0)
+        logged = [r for r in caplog.records if r.exc_info and r.levelno >= logging.INFO]
+        assert len(logged) == tracebacks, [r.getMessage() for r in logged]
