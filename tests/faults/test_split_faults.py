@@ -4,10 +4,9 @@ retrieval under load. Every answer is personalised or degraded with the fault's 
 service recovers after the restart, and no client sees an error.
 
 Each scenario runs twice: variant `a` unpinned (services serve the registry's CURRENT) and
-pinned to registry version v1 (the chart's shape). The pinned shape fails today only
-because of issue 15 defect 1 (the split user-encoder/ranker do not take the registry
-version: every cache miss is a fallback); those runs are xfail(strict) on exactly that
-failure (`PinnedVariantBug`), so they turn into failures the day the fix lands."""
+pinned to registry version v1 (the chart's shape). The pinned shape is the regression test
+of issue 15 defect 1 (the split user-encoder/ranker did not take the registry version, so
+every cache miss was a fallback): `PinnedVariantBug` names that failure if it comes back."""
 
 from __future__ import annotations
 
@@ -27,14 +26,7 @@ class PinnedVariantBug(AssertionError):
     """The pinned gateway answers fallbacks because its encoder rejects the registry version."""
 
 
-PINNED_XFAIL = pytest.mark.xfail(
-    strict=True,
-    raises=PinnedVariantBug,
-    reason="issue 15.1: split user-encoder/ranker do not take the registry version of a pinned variant",
-)
-
-
-@pytest.fixture(params=["unpinned", pytest.param("pinned", marks=PINNED_XFAIL)])
+@pytest.fixture(params=["unpinned", "pinned"])
 def shape(request: pytest.FixtureRequest) -> str:
     """Which gateway the scenario talks to: variant `a` unpinned, or pinned to v1."""
     return str(request.param)
