@@ -180,6 +180,7 @@ class _World:
     appeal: np.ndarray  # click propensity: the popularity head
     a_taste: np.ndarray  # (n_news, TASTE_DIM) latent co-click factors
     news_num: np.ndarray
+    rotation: np.ndarray  # phase of the article in the platform's shortlist rotation
     ta: np.ndarray  # (users, topics) topic utility
     ca: np.ndarray  # (users, storylines + 1) storyline utility
     u_taste: np.ndarray  # (users, TASTE_DIM)
@@ -209,6 +210,7 @@ def _world(rng: np.random.Generator, cfg: SynthConfig, cat: Catalogue) -> _World
     appeal = rng.normal(0.0, APPEAL_SIGMA, size=n)
     a_taste = rng.standard_normal((n, TASTE_DIM)).astype(np.float32)
     news_num = rng.choice(np.arange(1, 3 * n + 1), size=n, replace=False)
+    rotation = rng.random(n)
 
     nu = cfg.n_users
     ta = np.zeros((nu, n_topics), dtype=np.float32)
@@ -243,6 +245,7 @@ def _world(rng: np.random.Generator, cfg: SynthConfig, cat: Catalogue) -> _World
         appeal,
         a_taste,
         news_num,
+        rotation,
         ta,
         ca,
         u_taste,
@@ -315,10 +318,7 @@ def _hour(
     live = np.flatnonzero((age >= 0) & (age < w.life))
     if live.size < 3:
         return None
-    n_short = min(cfg.shortlist, live.size)
-    # A uniform shortlist: the display preferences below then act once, whatever the share
-    # of live articles the shortlist holds (a biased one would compound them at scale).
-    short = live[np.argpartition(_gumbel(rng, live.size), n_short - 1)[:n_short]]
+    short = _shortlist(live, w.rotation, now, cfg.shortlist)
     age_s = (now - w.pub[short]).astype(np.float32)
     b_show = -age_s / DISPLAY_FRESH_H + DISPLAY_APPEAL * w.appeal[short].astype(np.float32)
     b_click = W_APPEAL * w.appeal[short].astype(np.float32) - age_s / FRESH_H
@@ -328,7 +328,7 @@ def _hour(
         + W_TASTE * (w.u_taste[hu] @ w.a_taste[short].T)
     )
     disp_keys = b_show[None, :] + DISPLAY_PERSONAL * util + _gumbel(rng, util.shape)
-    m = min(cfg.display_max, n_short)
+    m = min(cfg.display_max, short.size)
     top = np.argpartition(-disp_keys, m - 1, axis=1)[:, :m]
     n_show = np.clip(np.round(rng.lognormal(np.log(cfg.display_mean) - 0.18, 0.6, size=hu.size)), 2, m)
     n_show = n_show.astype(np.int64)
@@ -345,6 +345,19 @@ def _hour(
     ids = np.take_along_axis(short[top], shuffle, axis=1).tolist()
     labels = np.take_along_axis(clicked, shuffle, axis=1).tolist()
     return [(ids[r][: int(k)], labels[r][: int(k)]) for r, k in enumerate(n_show.tolist())]
+
+
+def _shortlist(live: np.ndarray, rotation: np.ndarray, now: float, size: int) -> np.ndarray:
+    """About `size` live articles, in a rotation that reaches every live article every
+    live.size / size hours (a golden-ratio step through fixed per-article phases).
+
+    Unbiased, so the display preferences act once; and, unlike a fresh random draw each
+    hour, no article that lives a day goes unshown, so dev lists show the train catalogue
+    and "cold" means published on the dev day, whatever the size of the catalogue."""
+    if live.size <= size:
+        return live
+    phase = (rotation[live] + now * 0.6180339887498949) % 1.0
+    return live[phase < size / live.size]
 
 
 def _gumbel(rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarray:
