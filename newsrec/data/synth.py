@@ -1,20 +1,22 @@
-"""Synthetic MIND: a generator of MIND-format data with the structure a recommender needs.
+"""Synthetic MIND: a generator of MIND-format data with the structure and dynamics of real logs.
 
-The generative model (docs/data.md has the full story):
+The generative model (docs/data.md has the full story and the calibration table):
 
 - Articles: a topic (a MIND category), a storyline (entity cluster) within the topic or
-  none, a publish hour, a lifetime and a latent popularity. Text and entities come from
-  `synth_text`.
-- Users: 1-3 interest topics with weights and 1-2 favourite storylines in each.
-- Impressions, hour by hour: what is shown is drawn from live (published, not expired)
-  articles by popularity and freshness, mildly personalised, so negatives are recent,
-  popular-ish articles. The user clicks 1+ of them by utility = topic interest +
-  storyline interest + popularity + freshness + Gumbel noise.
+  none, a publish hour, a lifetime (log-normal), an appeal (the popularity head: per-article
+  click propensity varies tenfold) and a latent taste vector. Text and entities come from
+  `synth_text`, each article from its own random stream.
+- Users: 1-3 interest topics with weights, 1-2 favourite storylines in each, a latent
+  taste vector (co-click structure no text shows) and an activity level.
+- Impressions, hour by hour: the platform shows live (published, not expired) articles
+  chosen mostly by freshness, a little by appeal and by the user's utility, about 37 per
+  list (MIND-small's mean). The user clicks 1+ of them (about 1.5) by utility = topic +
+  storyline + taste . taste + appeal - age / 36 h + Gumbel noise.
 - History: the user's clicks before the impression's day (at most 50, oldest first).
 - Time: warm-up days (not logged; they build histories), train days 0-5 and the dev day 6.
   Articles published on day 6 are cold start: they are not in train at all.
 
-Every number comes from one `numpy.random.Generator` seeded with `seed`, and sets are
+Every number comes from `numpy.random` generators seeded with `seed`, and sets are
 never iterated into output, so a seed gives byte-identical files.
 """
 
@@ -25,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +55,8 @@ class SynthConfig:
     archive_days: int  # before the warm-up: the long-term histories are sampled from these
     clusters_per_topic: int
     members_per_cluster: int
-    display_mean: float = 35.0
-    display_max: int = 80
+    display_mean: float = 38.0  # log-normal list length; ~37 after clipping, as MIND-small
+    display_max: int = 100
     shortlist: int = 800
     new_user_share: float = 0.07  # users whose first day is the dev day
     joining_share: float = 0.23  # users who join during warm-up or train: no long-term history
@@ -68,14 +71,28 @@ SIZES: dict[str, SynthConfig] = {
     "medium": SynthConfig(150_000, 125_000, 375_000, 175_000, 2, 50_000, 10, 16, 10),
 }
 
-# Utility weights of the click model; the storyline term is what text-only topic
-# models cannot see, so a model with entities has something to gain.
+# Click utility = topic + storyline + taste + appeal - age / FRESH_H + Gumbel noise.
+# Topic and storyline are what text and entities can see (cold start needs them); the
+# latent taste is co-click structure no text shows (item-kNN and matrix factorisation
+# find it); appeal is the popularity head, and age the life cycle of news.
 W_TOPIC = 1.5
-W_CLUSTER = 2.0
-W_POP = 0.6
-W_FRESH = 1.0
+W_CLUSTER = 1.5
+W_TASTE = 2.5
+TASTE_DIM = 8
+W_APPEAL = 1.0
+APPEAL_SIGMA = 1.5
+CLICK_NOISE = 0.7  # scale of the Gumbel noise of a click decision
+FRESH_H = 36.0  # hours of age that cost one unit of click utility
+LIFE_MEDIAN_H = 72.0  # the platform shows an article for a log-normal time (8-168 h)
+LIFE_SIGMA = 0.5
+LIFE_MAX_H = 168.0
+# The display policy: live articles mostly by freshness, a little by appeal and by the
+# user's utility, so shown lists keep a wide spread of appeal (popularity stays
+# discriminative within an impression, as in real logs).
+DISPLAY_FRESH_H = 120.0
+DISPLAY_APPEAL = 0.3
 DISPLAY_PERSONAL = 0.5
-FRESH_HOURS = 14.0
+ARCHIVE_OVERSAMPLE = 3
 
 
 @dataclass
@@ -118,163 +135,230 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
     t0 = time.perf_counter()
     cfg = SIZES[size]
     rng = np.random.default_rng(seed)
-    text_rng = np.random.default_rng([seed, 1])  # text has its own stream: simulation order stays fixed
     cat = build_catalogue(rng, cfg.clusters_per_topic, cfg.members_per_cluster)
-    n_topics = len(V.TOPICS)
-    n_clusters = len(cat.cluster_topic)
-    topic_prior = np.array([t.weight for t in V.TOPICS])
-    topic_prior /= topic_prior.sum()
-
-    # Articles. Storyline sizes are skewed: some storylines are big running stories.
-    n = cfg.n_news
-    a_topic = rng.choice(n_topics, size=n, p=topic_prior)
-    cl_weight = rng.gamma(1.0, 1.0, size=n_clusters)
-    a_cluster = np.empty(n, dtype=np.int64)
-    for t in range(n_topics):
-        idx = np.flatnonzero(a_topic == t)
-        cls = np.array(cat.topic_clusters[t])
-        p = cl_weight[cls] / cl_weight[cls].sum()
-        a_cluster[idx] = rng.choice(cls, size=idx.size, p=p)
-    a_cluster[rng.random(n) < 0.08] = -1  # no entities, no storyline
-    first_day = -(cfg.warmup_days + 1 + cfg.archive_days)
-    a_pub = rng.uniform(first_day * 24, (TRAIN_DAYS + 1) * 24, size=n)  # publish hour
-    a_life = rng.uniform(18.0, 48.0, size=n)
-    a_logpop = rng.normal(0.0, 0.8, size=n)
-    news_num = rng.choice(np.arange(1, 3 * n + 1), size=n, replace=False)
-
-    # Users: interest topics with weights, favourite storylines inside them.
-    nu = cfg.n_users
-    ta = np.zeros((nu, n_topics), dtype=np.float32)
-    ca = np.zeros((nu, n_clusters + 1), dtype=np.float32)  # last column: "no storyline"
-    k_topics = rng.choice([1, 2, 3], size=nu, p=[0.3, 0.45, 0.25])
-    truth_users: list[dict[str, list[int]]] = []
-    for u in range(nu):
-        topics = rng.choice(n_topics, size=k_topics[u], replace=False, p=topic_prior)
-        w = rng.dirichlet(np.ones(k_topics[u]))
-        ta[u, topics] = W_TOPIC * (0.6 + w)
-        favs: list[int] = []
-        for t in topics:
-            t_cls = cat.topic_clusters[t]
-            favs.extend(
-                int(c)
-                for c in rng.choice(t_cls, size=min(len(t_cls), 1 + int(rng.random() < 0.5)), replace=False)
-            )
-        ca[u, favs] = W_CLUSTER
-        truth_users.append({"topics": [int(t) for t in topics], "clusters": favs})
-    u_activity = rng.lognormal(0.0, 0.7, size=nu)
-    u_start = np.full(nu, -cfg.warmup_days)
-    kind = rng.random(nu)
-    joining = kind < cfg.joining_share
-    u_start[joining] = rng.integers(-cfg.warmup_days + 1, TRAIN_DAYS, size=int(joining.sum()))
-    u_start[kind > 1.0 - cfg.new_user_share] = TRAIN_DAYS
-    a_clusters_col = np.where(a_cluster < 0, n_clusters, a_cluster)
-    archive = np.flatnonzero(a_pub < -cfg.warmup_days * 24)
+    w = _world(rng, cfg, cat)
+    archive = np.flatnonzero(w.pub < -cfg.warmup_days * 24)
     n_hist = np.where(
-        u_start == -cfg.warmup_days,
-        np.clip(np.round(rng.lognormal(np.log(cfg.archive_history_mean) - 0.25, 0.7, size=nu)), 1, 60),
+        w.start == -cfg.warmup_days,
+        np.clip(
+            np.round(rng.lognormal(np.log(cfg.archive_history_mean) - 0.25, 0.7, size=w.start.size)), 1, 60
+        ),
         0,
     ).astype(np.int64)
-    clicks = _archive_history(
-        rng, n_hist, archive, a_pub, a_topic, a_clusters_col, a_logpop, ta, ca, n_topics
-    )
+    clicks = _archive_history(rng, n_hist, archive, w, len(V.TOPICS))
     logs = {"train": _Log(), "dev": _Log()}
-    diurnal = _diurnal()
     days = range(-cfg.warmup_days, TRAIN_DAYS + 1)
-    nid = [f"N{x}" for x in news_num.tolist()]
     bar = progress_bar(total=len(days) * 24, desc=f"synth {size}", unit="h", enabled=progress)
     for day in days:
-        if day < 0:
-            n_imp = cfg.warmup_impressions_per_day
-        elif day < TRAIN_DAYS:
-            n_imp = cfg.train_impressions // TRAIN_DAYS + (
-                cfg.train_impressions % TRAIN_DAYS if day == 0 else 0
-            )
-        else:
-            n_imp = cfg.dev_impressions
-        eligible = np.flatnonzero(u_start <= day)
-        p_user = u_activity[eligible] / u_activity[eligible].sum()
-        users = eligible[rng.choice(eligible.size, size=n_imp, p=p_user)]
-        hours = rng.choice(24, size=n_imp, p=diurnal)
-        secs = rng.integers(0, 3600, size=n_imp)
-        # History is a snapshot taken at the start of the day, as in MIND.
-        hist_cache: dict[int, str] = {}
-        day_clicks: list[tuple[int, list[int]]] = []
-        split = None if day < 0 else ("train" if day < TRAIN_DAYS else "dev")
-        for hour in range(24):
-            bar.update(1)
-            sel = np.flatnonzero(hours == hour)
-            if sel.size == 0:
-                continue
-            now = day * 24 + hour + 0.5
-            age = now - a_pub
-            live = np.flatnonzero((age >= 0) & (age < a_life))
-            if live.size < 3:
-                continue
-            base = a_logpop[live] - age[live] / FRESH_HOURS
-            n_short = min(cfg.shortlist, live.size)
-            keys = base + _gumbel(rng, live.size)
-            short = live[np.argpartition(-keys, n_short - 1)[:n_short]]
-            b_short = a_logpop[short] - (now - a_pub[short]) / FRESH_HOURS
-            hu = users[sel]
-            util = ta[hu][:, a_topic[short]] + ca[hu][:, a_clusters_col[short]]
-            disp_keys = (
-                b_short[None, :].astype(np.float32) + DISPLAY_PERSONAL * util + _gumbel(rng, util.shape)
-            )
-            m = min(cfg.display_max, n_short)
-            top = np.argpartition(-disp_keys, m - 1, axis=1)[:, :m]
-            n_show = np.clip(
-                np.round(rng.lognormal(np.log(cfg.display_mean) - 0.18, 0.6, size=sel.size)), 2, m
-            )
-            n_show = n_show.astype(np.int64)
-            # Keep each impression's n_show best display keys; the rest are not shown.
-            order = np.argsort(-np.take_along_axis(disp_keys, top, axis=1), axis=1)
-            top = np.take_along_axis(top, order, axis=1)
-            shown_mask = np.arange(m)[None, :] < n_show[:, None]
-            u_top = np.take_along_axis(util, top, axis=1)
-            click_keys = (
-                u_top
-                + W_POP * a_logpop[short][top]
-                + W_FRESH * np.exp(-(now - a_pub[short][top]) / FRESH_HOURS)
-                + _gumbel(rng, top.shape)
-            )
-            click_keys[~shown_mask] = -np.inf
-            n_click = np.minimum(n_show - 1, 1 + rng.poisson(0.5, size=sel.size))
-            rank = np.argsort(np.argsort(-click_keys, axis=1), axis=1)
-            clicked = (rank < n_click[:, None]) & shown_mask
-            shuffle = np.argsort(np.where(shown_mask, rng.random(top.shape), 2.0), axis=1)
-            shown_ids = np.take_along_axis(short[top], shuffle, axis=1).tolist()
-            shown_lab = np.take_along_axis(clicked, shuffle, axis=1).tolist()
-            t_hour = START + timedelta(days=day, hours=hour)
-            for r, uid in enumerate(hu.tolist()):
-                k = int(n_show[r])
-                ids, labels = shown_ids[r][:k], shown_lab[r][:k]
-                day_clicks.append((uid, [a for a, lab in zip(ids, labels, strict=True) if lab]))
-                if split is not None:
-                    h = hist_cache.get(uid)
-                    if h is None:
-                        h = hist_cache[uid] = " ".join([nid[a] for a in clicks[uid][-HISTORY_MAX:]])
-                    when = t_hour + timedelta(seconds=int(secs[sel[r]]))
-                    logs[split].rows.append((uid, when, h, ids, labels))
-        for uid, ids in day_clicks:
-            mine = clicks[uid]
-            # A re-click of an article shown again does not repeat it in the history.
-            mine.extend(a for a in ids if a not in mine[-HISTORY_MAX:])
+        _simulate_day(rng, cfg, w, day, clicks, logs, bar)
     bar.close()
 
     out = Path(out_dir)
     summary = SynthSummary(size=size, seed=seed, out_dir=str(out))
-    arts = (a_topic, a_cluster, a_pub, news_num)
-    train_news = _write_split(out / "train", logs["train"], cat, arts, text_rng, summary, "train")
-    _write_split(out / "dev", logs["dev"], cat, arts, text_rng, summary, "dev")
+    texts = _Texts(seed, cat, w)
+    train_news = _write_split(out / "train", logs["train"], cat, w, texts, summary, "train")
+    _write_split(out / "dev", logs["dev"], cat, w, texts, summary, "dev")
     dev_clicked = {a for row in logs["dev"].rows for a, lab in zip(row[3], row[4], strict=True) if lab}
     summary.cold_start_share = round(len(dev_clicked - train_news) / max(1, len(dev_clicked)), 4)
     dev_users: dict[int, bool] = {}
     for uid, _, h, _, _ in logs["dev"].rows:
         dev_users[uid] = h == ""
     summary.empty_history_share = round(sum(dev_users.values()) / max(1, len(dev_users)), 4)
-    _write_truth(out / TRUTH_FILE, size, seed, cat, truth_users, news_num, a_topic, a_cluster)
+    _write_truth(out / TRUTH_FILE, size, seed, cat, w)
     summary.seconds = round(time.perf_counter() - t0, 2)
     return summary
+
+
+@dataclass
+class _World:
+    """The latent state of articles and users."""
+
+    topic: np.ndarray  # article -> topic
+    cluster: np.ndarray  # article -> storyline, -1 for none
+    col: np.ndarray  # article -> column of `ca` (storyline, or the last "none" column)
+    pub: np.ndarray  # publish hour (0 = START)
+    life: np.ndarray  # hours during which the platform shows it
+    appeal: np.ndarray  # click propensity: the popularity head
+    a_taste: np.ndarray  # (n_news, TASTE_DIM) latent co-click factors
+    news_num: np.ndarray
+    rotation: np.ndarray  # phase of the article in the platform's shortlist rotation
+    ta: np.ndarray  # (users, topics) topic utility
+    ca: np.ndarray  # (users, storylines + 1) storyline utility
+    u_taste: np.ndarray  # (users, TASTE_DIM)
+    activity: np.ndarray
+    start: np.ndarray  # first day a user is active
+    truth_users: list[dict[str, list[int]]]
+    nid: list[str] = field(default_factory=list)
+
+
+def _world(rng: np.random.Generator, cfg: SynthConfig, cat: Catalogue) -> _World:
+    """Articles and users. Storyline sizes are skewed: some are big running stories."""
+    n_topics, n_clusters = len(V.TOPICS), len(cat.cluster_topic)
+    prior = np.array([t.weight for t in V.TOPICS])
+    prior /= prior.sum()
+    n = cfg.n_news
+    topic = rng.choice(n_topics, size=n, p=prior)
+    cl_weight = rng.gamma(1.0, 1.0, size=n_clusters)
+    cluster = np.empty(n, dtype=np.int64)
+    for t in range(n_topics):
+        idx = np.flatnonzero(topic == t)
+        cls = np.array(cat.topic_clusters[t])
+        cluster[idx] = rng.choice(cls, size=idx.size, p=cl_weight[cls] / cl_weight[cls].sum())
+    cluster[rng.random(n) < 0.08] = -1  # no entities, no storyline
+    first_day = -(cfg.warmup_days + 1 + cfg.archive_days)
+    pub = rng.uniform(first_day * 24, (TRAIN_DAYS + 1) * 24, size=n)
+    life = np.clip(rng.lognormal(np.log(LIFE_MEDIAN_H), LIFE_SIGMA, size=n), 8.0, LIFE_MAX_H)
+    appeal = rng.normal(0.0, APPEAL_SIGMA, size=n)
+    a_taste = rng.standard_normal((n, TASTE_DIM)).astype(np.float32)
+    news_num = rng.choice(np.arange(1, 3 * n + 1), size=n, replace=False)
+    rotation = rng.random(n)
+
+    nu = cfg.n_users
+    ta = np.zeros((nu, n_topics), dtype=np.float32)
+    ca = np.zeros((nu, n_clusters + 1), dtype=np.float32)  # last column: "no storyline"
+    k_topics = rng.choice([1, 2, 3], size=nu, p=[0.3, 0.45, 0.25])
+    truth_users: list[dict[str, list[int]]] = []
+    for u in range(nu):
+        topics = rng.choice(n_topics, size=k_topics[u], replace=False, p=prior)
+        wt = rng.dirichlet(np.ones(k_topics[u]))
+        ta[u, topics] = W_TOPIC * (0.6 + wt)
+        favs: list[int] = []
+        for t in topics:
+            t_cls = cat.topic_clusters[t]
+            k = min(len(t_cls), 1 + int(rng.random() < 0.5))
+            favs.extend(int(c) for c in rng.choice(t_cls, size=k, replace=False))
+        ca[u, favs] = W_CLUSTER
+        truth_users.append({"topics": [int(t) for t in topics], "clusters": favs})
+    u_taste = (rng.standard_normal((nu, TASTE_DIM)) / np.sqrt(TASTE_DIM)).astype(np.float32)
+    activity = rng.lognormal(0.0, 0.7, size=nu)
+    start = np.full(nu, -cfg.warmup_days)
+    kind = rng.random(nu)
+    joining = kind < cfg.joining_share
+    start[joining] = rng.integers(-cfg.warmup_days + 1, TRAIN_DAYS, size=int(joining.sum()))
+    start[kind > 1.0 - cfg.new_user_share] = TRAIN_DAYS
+    col = np.where(cluster < 0, n_clusters, cluster)
+    w = _World(
+        topic,
+        cluster,
+        col,
+        pub,
+        life,
+        appeal,
+        a_taste,
+        news_num,
+        rotation,
+        ta,
+        ca,
+        u_taste,
+        activity,
+        start,
+        truth_users,
+    )
+    w.nid = [f"N{x}" for x in news_num.tolist()]
+    return w
+
+
+def _simulate_day(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    w: _World,
+    day: int,
+    clicks: list[list[int]],
+    logs: dict[str, _Log],
+    bar: Any,
+) -> None:
+    """One day of impressions; clicks join the histories at the end of the day."""
+    if day < 0:
+        n_imp = cfg.warmup_impressions_per_day
+    elif day < TRAIN_DAYS:
+        n_imp = cfg.train_impressions // TRAIN_DAYS + (cfg.train_impressions % TRAIN_DAYS if day == 0 else 0)
+    else:
+        n_imp = cfg.dev_impressions
+    eligible = np.flatnonzero(w.start <= day)
+    p_user = w.activity[eligible] / w.activity[eligible].sum()
+    users = eligible[rng.choice(eligible.size, size=n_imp, p=p_user)]
+    hours = rng.choice(24, size=n_imp, p=_diurnal())
+    secs = rng.integers(0, 3600, size=n_imp)
+    # History is a snapshot taken at the start of the day, as in MIND.
+    hist_cache: dict[int, str] = {}
+    day_clicks: list[tuple[int, list[int]]] = []
+    split = None if day < 0 else ("train" if day < TRAIN_DAYS else "dev")
+    for hour in range(24):
+        bar.update(1)
+        sel = np.flatnonzero(hours == hour)
+        # Live at the start of the hour: nothing is shown before it is published.
+        shown = _hour(rng, cfg, w, float(day * 24 + hour), users[sel]) if sel.size else None
+        if shown is None:
+            continue
+        t_hour = START + timedelta(days=day, hours=hour)
+        for r, uid in enumerate(users[sel].tolist()):
+            ids, labels = shown[r]
+            day_clicks.append((uid, [a for a, lab in zip(ids, labels, strict=True) if lab]))
+            if split is not None:
+                h = hist_cache.get(uid)
+                if h is None:
+                    h = hist_cache[uid] = " ".join([w.nid[a] for a in clicks[uid][-HISTORY_MAX:]])
+                when = t_hour + timedelta(seconds=int(secs[sel[r]]))
+                logs[split].rows.append((uid, when, h, ids, labels))
+    for uid, ids in day_clicks:
+        mine = clicks[uid]
+        # A re-click of an article shown again does not repeat it in the history.
+        mine.extend(a for a in ids if a not in mine[-HISTORY_MAX:])
+
+
+def _hour(
+    rng: np.random.Generator, cfg: SynthConfig, w: _World, now: float, hu: np.ndarray
+) -> list[tuple[list[int], list[bool]]] | None:
+    """What each user of this hour is shown and clicks: (article ids, labels) per user.
+
+    The platform shows live articles mostly by freshness, a little by appeal, and
+    personalises mildly; so what is shown keeps a wide spread of appeal and taste, and
+    popularity, freshness and co-click taste decide the clicks within an impression.
+    """
+    age = now - w.pub
+    live = np.flatnonzero((age >= 0) & (age < w.life))
+    if live.size < 3:
+        return None
+    short = _shortlist(live, w.rotation, now, cfg.shortlist)
+    age_s = (now - w.pub[short]).astype(np.float32)
+    b_show = -age_s / DISPLAY_FRESH_H + DISPLAY_APPEAL * w.appeal[short].astype(np.float32)
+    b_click = W_APPEAL * w.appeal[short].astype(np.float32) - age_s / FRESH_H
+    util = (
+        w.ta[hu][:, w.topic[short]]
+        + w.ca[hu][:, w.col[short]]
+        + W_TASTE * (w.u_taste[hu] @ w.a_taste[short].T)
+    )
+    disp_keys = b_show[None, :] + DISPLAY_PERSONAL * util + _gumbel(rng, util.shape)
+    m = min(cfg.display_max, short.size)
+    top = np.argpartition(-disp_keys, m - 1, axis=1)[:, :m]
+    n_show = np.clip(np.round(rng.lognormal(np.log(cfg.display_mean) - 0.18, 0.6, size=hu.size)), 2, m)
+    n_show = n_show.astype(np.int64)
+    # Keep each impression's n_show best display keys; the rest are not shown.
+    order = np.argsort(-np.take_along_axis(disp_keys, top, axis=1), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    shown_mask = np.arange(m)[None, :] < n_show[:, None]
+    click_keys = np.take_along_axis(util, top, axis=1) + b_click[top] + CLICK_NOISE * _gumbel(rng, top.shape)
+    click_keys[~shown_mask] = -np.inf
+    n_click = np.minimum(n_show - 1, 1 + rng.poisson(0.5, size=hu.size))
+    rank = np.argsort(np.argsort(-click_keys, axis=1), axis=1)
+    clicked = (rank < n_click[:, None]) & shown_mask
+    shuffle = np.argsort(np.where(shown_mask, rng.random(top.shape), 2.0), axis=1)
+    ids = np.take_along_axis(short[top], shuffle, axis=1).tolist()
+    labels = np.take_along_axis(clicked, shuffle, axis=1).tolist()
+    return [(ids[r][: int(k)], labels[r][: int(k)]) for r, k in enumerate(n_show.tolist())]
+
+
+def _shortlist(live: np.ndarray, rotation: np.ndarray, now: float, size: int) -> np.ndarray:
+    """About `size` live articles, in a rotation that reaches every live article every
+    live.size / size hours (a golden-ratio step through fixed per-article phases).
+
+    Unbiased, so the display preferences act once; and, unlike a fresh random draw each
+    hour, no article that lives a day goes unshown, so dev lists show the train catalogue
+    and "cold" means published on the dev day, whatever the size of the catalogue."""
+    if live.size <= size:
+        return live
+    phase = (rotation[live] + now * 0.6180339887498949) % 1.0
+    return live[phase < size / live.size]
 
 
 def _gumbel(rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarray:
@@ -284,54 +368,48 @@ def _gumbel(rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarra
 
 
 def _archive_history(
-    rng: np.random.Generator,
-    n_hist: np.ndarray,
-    archive: np.ndarray,
-    a_pub: np.ndarray,
-    a_topic: np.ndarray,
-    a_col: np.ndarray,
-    a_logpop: np.ndarray,
-    ta: np.ndarray,
-    ca: np.ndarray,
-    n_topics: int,
+    rng: np.random.Generator, n_hist: np.ndarray, archive: np.ndarray, w: _World, n_topics: int
 ) -> list[list[int]]:
     """Long-term click histories from before the simulated days, by the same utility
-    (topic + storyline + popularity) without freshness. Sampled in two stages, a
-    group (storyline, or topic for articles without one) then an article in it, so it
-    is all vectorised."""
+    (topic + storyline + appeal + taste) without freshness. Sampled in two stages, a
+    group (storyline, or topic for articles without one) then an article in it, so it is
+    all vectorised; the taste term then picks n_hist of ARCHIVE_OVERSAMPLE x n_hist such
+    proposals per user (Gumbel top-k, importance resampling)."""
     nu = n_hist.size
-    n_cols = ca.shape[1]  # storylines + the "none" column
-    group = np.where(a_col[archive] < n_cols - 1, a_col[archive], n_cols - 1 + a_topic[archive])
+    n_cols = w.ca.shape[1]  # storylines + the "none" column
+    a_col = w.col[archive]
+    group = np.where(a_col < n_cols - 1, a_col, n_cols - 1 + w.topic[archive])
     n_groups = n_cols - 1 + n_topics
     g_topic = np.concatenate([np.zeros(n_cols - 1, dtype=np.int64), np.arange(n_topics)])
-    g_topic[group] = a_topic[archive]
+    g_topic[group] = w.topic[archive]
     g_col = np.minimum(np.arange(n_groups), n_cols - 1)
-    w = np.exp(W_POP * a_logpop[archive])
-    mass = np.bincount(group, weights=w, minlength=n_groups)
+    wt = np.exp(W_APPEAL * w.appeal[archive])
+    mass = np.bincount(group, weights=wt, minlength=n_groups)
     with np.errstate(divide="ignore"):
-        logits = ta[:, g_topic] + ca[:, g_col] + np.log(mass)[None, :]
+        logits = w.ta[:, g_topic] + w.ca[:, g_col] + np.log(mass)[None, :]
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     cum = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
     cum[:, -1] = 1.0
-    users = np.repeat(np.arange(nu), n_hist)
+    users = np.repeat(np.arange(nu), n_hist * ARCHIVE_OVERSAMPLE)
     # Row offsets make all rows one sorted array, so one searchsorted samples every click.
     flat = (cum + np.arange(nu)[:, None]).ravel()
     g = np.searchsorted(flat, users + rng.random(users.size), side="right") - users * n_groups
     g = np.minimum(g, n_groups - 1)
     order = np.argsort(group, kind="stable")
     sorted_group = group[order]
-    w_sorted = w[order]
     starts = np.searchsorted(sorted_group, np.arange(n_groups))
     ends = np.searchsorted(sorted_group, np.arange(n_groups), side="right")
-    cw = np.cumsum(w_sorted)
+    cw = np.cumsum(wt[order])
     base = np.where(starts > 0, cw[np.maximum(starts - 1, 0)], 0.0)
     target = base[g] + rng.random(users.size) * (cw[np.maximum(ends - 1, 0)][g] - base[g])
     pos = np.minimum(np.searchsorted(cw, target, side="right"), ends[g] - 1)
     art = archive[order][pos]
+    keep = _taste_pick(rng, users, art, n_hist, w)
+    users, art = users[keep], art[keep]
     # One click per (user, article), oldest first.
-    key = np.unique(users.astype(np.int64) * (a_pub.size + 1) + art)
-    users_u, art_u = key // (a_pub.size + 1), key % (a_pub.size + 1)
-    o = np.lexsort((a_pub[art_u], users_u))
+    key = np.unique(users.astype(np.int64) * (w.pub.size + 1) + art)
+    users_u, art_u = key // (w.pub.size + 1), key % (w.pub.size + 1)
+    o = np.lexsort((w.pub[art_u], users_u))
     users_u, art_u = users_u[o], art_u[o]
     out: list[list[int]] = [[] for _ in range(nu)]
     bounds = np.searchsorted(users_u, np.arange(nu + 1))
@@ -341,25 +419,82 @@ def _archive_history(
     return out
 
 
+def _taste_pick(
+    rng: np.random.Generator, users: np.ndarray, art: np.ndarray, n_hist: np.ndarray, w: _World
+) -> np.ndarray:
+    """Mask of the n_hist[u] proposals of each user with the best taste + Gumbel keys
+    (`users` is sorted)."""
+    keys = np.empty(users.size, dtype=np.float32)
+    for lo in range(0, users.size, 1 << 18):  # chunks bound the (chunk, TASTE_DIM) products
+        u, a = users[lo : lo + (1 << 18)], art[lo : lo + (1 << 18)]
+        keys[lo : lo + u.size] = W_TASTE * np.einsum("ij,ij->i", w.u_taste[u], w.a_taste[a])
+    keys += _gumbel(rng, users.size)
+    o = np.lexsort((-keys, users))
+    first = np.searchsorted(users, users[o])  # users is sorted: start of each user's block
+    keep = np.zeros(users.size, dtype=bool)
+    keep[o] = (np.arange(users.size) - first) < n_hist[users[o]]
+    return keep
+
+
+class _Texts:
+    """Each article's text from its own counter-based stream keyed by (seed, news id), so
+    an article reads the same in train and dev news.tsv and whatever the click model does
+    (the catalogue, and so embedding caches, survive changes of the simulation)."""
+
+    def __init__(self, seed: int, cat: Catalogue, w: _World) -> None:
+        self._bits = np.random.Philox(key=0)
+        self._rng = np.random.Generator(self._bits)
+        self._state = self._bits.state
+        self._seed, self._cat, self._w = seed, cat, w
+        self._done: dict[int, str] = {}
+        self.entities: dict[int, list[str]] = {}
+
+    def _reset(self, a: int) -> np.random.Generator:
+        st = self._state
+        st["state"]["key"][:] = (self._seed, int(self._w.news_num[a]))
+        st["state"]["counter"][:] = 0
+        st["buffer_pos"], st["has_uint32"], st["uinteger"] = 4, 0, 0
+        self._bits.state = st
+        return self._rng
+
+    def line(self, a: int) -> str:
+        """The news.tsv line of article `a`."""
+        got = self._done.get(a)
+        if got is not None:
+            return got
+        w, cat = self._w, self._cat
+        rng = self._reset(a)
+        ti, c = int(w.topic[a]), int(w.cluster[a])
+        cross = bool(rng.random() < 0.12)
+        empty_abs = bool(rng.random() < 0.03)
+        title, abstract, tj, aj, eids = article_text(rng, ti, c, cat, cross, empty_abs, float(w.pub[a]))
+        topic = V.TOPICS[ti]
+        sub = (
+            cat.cluster_subcat[c]
+            if c >= 0
+            else topic.subcategories[int(rng.integers(len(topic.subcategories)))]
+        )
+        url = f"https://synth.newsrec.invalid/news/{w.nid[a]}.html"
+        line = "\t".join((w.nid[a], topic.category, sub, title, abstract, url, tj, aj)) + "\n"
+        self._done[a], self.entities[a] = line, eids
+        return line
+
+
 def _write_split(
     split_dir: Path,
     log: _Log,
     cat: Catalogue,
-    arts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    text_rng: np.random.Generator,
+    w: _World,
+    texts: _Texts,
     summary: SynthSummary,
     name: str,
 ) -> set[int]:
-    """Write one split; returns the article indices in its news.tsv.
-
-    `arts` is (topic, storyline, publish hour, news number) per article.
-    """
-    a_topic, a_cluster, a_pub, news_num = arts
+    """Write one split; returns the article indices in its news.tsv."""
     split_dir.mkdir(parents=True, exist_ok=True)
     log.rows.sort(key=lambda row: row[1])  # stable: equal times keep simulation order
     beh_lines: list[str] = []
     used: set[int] = set()
-    nid = [f"N{x}" for x in news_num.tolist()]
+    nid = w.nid
     tok = ([f"{x}-0" for x in nid], [f"{x}-1" for x in nid])
     pos = {x: i for i, x in enumerate(nid)}
     seen_hist: set[str] = set()
@@ -374,23 +509,11 @@ def _write_split(
             used.update(pos[h] for h in hist.split(" "))
     (split_dir / "behaviors.tsv").write_text("".join(beh_lines), encoding="utf-8")
 
-    news_lines: list[str] = []
+    arts = sorted(used)
+    news_lines = [texts.line(a) for a in arts]
     ent_used: dict[str, None] = {}
-    for a in sorted(used):
-        ti = int(a_topic[a])
-        c = int(a_cluster[a])
-        cross = bool(text_rng.random() < 0.12)
-        empty_abs = bool(text_rng.random() < 0.03)
-        title, abstract, tj, aj, eids = article_text(text_rng, ti, c, cat, cross, empty_abs, float(a_pub[a]))
-        ent_used.update(dict.fromkeys(eids))
-        topic = V.TOPICS[ti]
-        sub = (
-            cat.cluster_subcat[c]
-            if c >= 0
-            else topic.subcategories[int(text_rng.integers(len(topic.subcategories)))]
-        )
-        url = f"https://synth.newsrec.invalid/news/{nid[a]}.html"
-        news_lines.append("\t".join((nid[a], topic.category, sub, title, abstract, url, tj, aj)) + "\n")
+    for a in arts:
+        ent_used.update(dict.fromkeys(texts.entities[a]))
     (split_dir / "news.tsv").write_text("".join(news_lines), encoding="utf-8")
 
     by_qid = {e.wikidata_id: i for i, e in enumerate(cat.entities)}
@@ -414,17 +537,10 @@ def _vec_line(key: str, vec: np.ndarray) -> str:
     return key + "\t" + "\t".join(f"{x:.6f}" for x in vec.tolist()) + "\t\n"
 
 
-def _write_truth(
-    path: Path,
-    size: str,
-    seed: int,
-    cat: Catalogue,
-    users: list[dict[str, list[int]]],
-    news_num: np.ndarray,
-    a_topic: np.ndarray,
-    a_cluster: np.ndarray,
-) -> None:
-    """The latent structure (for tests and analysis; models must not read it)."""
+def _write_truth(path: Path, size: str, seed: int, cat: Catalogue, w: _World) -> None:
+    """The latent structure (for tests and analysis; models must not read it).
+
+    `news` maps an id to [topic, storyline, publish hour, appeal]."""
     truth = {
         "size": size,
         "seed": seed,
@@ -442,7 +558,15 @@ def _write_truth(
             }
             for c in range(len(cat.cluster_members))
         ],
-        "users": {f"U{u + 1}": d for u, d in enumerate(users)},
-        "news": {f"N{news_num[a]}": [int(a_topic[a]), int(a_cluster[a])] for a in range(news_num.size)},
+        "users": {f"U{u + 1}": d for u, d in enumerate(w.truth_users)},
+        "news": {
+            w.nid[a]: [
+                int(w.topic[a]),
+                int(w.cluster[a]),
+                round(float(w.pub[a]), 2),
+                round(float(w.appeal[a]), 3),
+            ]
+            for a in range(w.news_num.size)
+        },
     }
     path.write_text(json.dumps(truth, separators=(",", ":")), encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from newsrec.data import load_dataset
 from newsrec.data.synth import generate
 from newsrec.data.types import MindSplit
 
+POP_AUC_MIN = 0.55  # tiny: ~0.57 (SE 0.011); small ~0.68
 FILES = ("news.tsv", "behaviors.tsv", "entity_embedding.vec", "relation_embedding.vec")
 
 
@@ -86,17 +88,17 @@ def test_cold_start_and_empty_histories(ds: dict[str, MindSplit]) -> None:
     train, dev = ds["train"], ds["dev"]
     clicked = {c for i in dev.impressions for c, lab in zip(i.candidates, i.labels, strict=True) if lab}
     cold = [c for c in clicked if c not in train.news]
-    assert len(cold) / len(clicked) >= 0.30
+    assert len(cold) / len(clicked) >= 0.15  # ~25%: news live 1-7 days, so dev shows train news too
     dev_users = {i.user_id: not i.history for i in dev.impressions}
     assert sum(dev_users.values()) / len(dev_users) >= 0.05
-    # Fresh news gets the clicks: most dev clicks go to articles absent from train.
+    # A good share of dev clicks goes to articles absent from train (cold start).
     n_cold_clicks = sum(
         lab
         for i in dev.impressions
         for c, lab in zip(i.candidates, i.labels, strict=True)
         if c not in train.news
     )
-    assert n_cold_clicks / sum(sum(i.labels) for i in dev.impressions) >= 0.3
+    assert n_cold_clicks / sum(sum(i.labels) for i in dev.impressions) >= 0.15
 
 
 def _shares(split: MindSplit, truth: dict) -> dict[str, float]:
@@ -105,7 +107,7 @@ def _shares(split: MindSplit, truth: dict) -> dict[str, float]:
         user = truth["users"][imp.user_id]
         topics, clusters = set(user["topics"]), set(user["clusters"])
         for nid, lab in zip(imp.candidates, imp.labels, strict=True):
-            topic, cluster = truth["news"][nid]
+            topic, cluster = truth["news"][nid][:2]
             n["shown"] += 1
             n["clicked"] += lab
             n["shown_topic"] += topic in topics
@@ -124,10 +126,13 @@ def _shares(split: MindSplit, truth: dict) -> dict[str, float]:
 def test_clicks_follow_topics_and_storylines(ds: dict[str, MindSplit], truth: dict) -> None:
     for split in ds.values():
         s = _shares(split, truth)
-        assert s["topic_clicked"] >= 2 * s["topic_shown"]  # interest topics, far above what is shown
+        # Interest topics are clicked well above their share of what is shown (~1.7x; taste,
+        # appeal and freshness decide much of the rest, as in real logs).
+        assert s["topic_clicked"] >= 1.5 * s["topic_shown"]
         # Within a user's topics, favourite storylines are clicked beyond their share:
         # the entity signal carries information a topic-level model cannot see.
-        assert s["cluster_clicked"] >= s["cluster_shown"] + 0.1
+        # ~0.63 vs ~0.59 on tiny (SE ~0.013): weaker than topic, as taste and appeal compete
+        assert s["cluster_clicked"] >= s["cluster_shown"] + 0.02
     categories = [t for t in truth["topics"]]
     for imp in ds["dev"].impressions[:200]:
         for nid in imp.candidates:
@@ -175,6 +180,94 @@ def test_topics_are_separable_from_text(ds: dict[str, MindSplit]) -> None:
     pred = (xdev @ cent.T).argmax(axis=1)
     acc = float(np.mean(pred == np.array([cats.index(a.category) for a in dev])))
     assert acc >= 0.9
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    pos, neg = scores[labels], scores[~labels]
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def _dev_auc(ds: dict[str, MindSplit], score: dict[str, float]) -> float:
+    """Mean per-impression dev AUC of a fixed per-article score (0 for unknown ids)."""
+    aucs = []
+    for imp in ds["dev"].impressions:
+        lab = np.array(imp.labels, dtype=bool)
+        if lab.any() and not lab.all():
+            aucs.append(_auc(np.array([score.get(c, 0.0) for c in imp.candidates]), lab))
+    return float(np.mean(aucs))
+
+
+def _train_clicks(ds: dict[str, MindSplit]) -> Counter[str]:
+    return Counter(
+        c for i in ds["train"].impressions for c, lab in zip(i.candidates, i.labels, strict=True) if lab
+    )
+
+
+def test_popularity_is_discriminative_within_impressions(ds: dict[str, MindSplit]) -> None:
+    """As in real logs (and unlike a world where the display policy equalises it away),
+    ranking dev candidates by their train clicks is well above chance."""
+    pop = {k: float(v) for k, v in _train_clicks(ds).items()}
+    assert _dev_auc(ds, pop) >= POP_AUC_MIN
+    rng = np.random.default_rng(0)
+    assert abs(_dev_auc(ds, {n: float(rng.random()) for n in ds["dev"].news}) - 0.5) < 0.05
+
+
+def test_heavy_popularity_head(ds: dict[str, MindSplit]) -> None:
+    clicks: Counter[str] = Counter()
+    shown: set[str] = set()
+    for split in ds.values():
+        for imp in split.impressions:
+            shown.update(imp.candidates)
+            clicks.update(c for c, lab in zip(imp.candidates, imp.labels, strict=True) if lab)
+    counts = sorted(clicks.values(), reverse=True)
+    top1 = max(1, round(len(shown) / 100))
+    assert sum(counts[:top1]) / sum(counts) >= 0.08  # ~11% on tiny (its ~6 top articles), ~30% on small
+    top10 = max(1, round(len(shown) / 10))
+    assert sum(counts[:top10]) / sum(counts) >= 0.45  # the old world: 0.32
+
+
+def test_clicks_come_early_in_an_article_life(ds: dict[str, MindSplit], truth: dict) -> None:
+    start = datetime(2019, 11, 9)
+    ages = [
+        (imp.time - start).total_seconds() / 3600 - truth["news"][c][2]
+        for split in ds.values()
+        for imp in split.impressions
+        for c, lab in zip(imp.candidates, imp.labels, strict=True)
+        if lab
+    ]
+    assert min(ages) >= 0  # nothing is clicked before it is published
+    assert np.mean(np.array(ages) <= 48) >= 0.7
+    assert np.mean(np.array(ages) <= 24) >= 0.4
+
+
+def test_impression_lists_like_mind(ds: dict[str, MindSplit]) -> None:
+    imps = [i for s in ds.values() for i in s.impressions]
+    n_cand = np.array([len(i.candidates) for i in imps])
+    n_click = np.array([sum(i.labels) for i in imps])
+    assert 12 <= n_cand.mean() <= 18  # tiny shows ~15 (small and medium ~37, as MIND-small)
+    assert 1.3 <= n_click.mean() <= 1.7  # MIND-small: 1.51
+    assert 0.07 <= n_click.sum() / n_cand.sum() <= 0.13
+
+
+def test_small_lists_are_mind_sized() -> None:
+    """small/medium draw ~37 candidates per impression (MIND-small: 37.2 train, 37.5 dev)."""
+    from newsrec.data.synth import SIZES
+
+    rng = np.random.default_rng(0)
+    for size in ("small", "medium"):
+        cfg = SIZES[size]
+        n = np.clip(
+            np.round(rng.lognormal(np.log(cfg.display_mean) - 0.18, 0.6, 100_000)), 2, cfg.display_max
+        )
+        assert 35 <= n.mean() <= 39
+
+
+def test_same_article_same_text_in_both_splits(ds: dict[str, MindSplit]) -> None:
+    both = ds["train"].news.keys() & ds["dev"].news.keys()
+    assert len(both) > 100
+    for nid in both:
+        a, b = ds["train"].news[nid], ds["dev"].news[nid]
+        assert (a.title, a.abstract, a.subcategory) == (b.title, b.abstract, b.subcategory)
 
 
 def test_unknown_size(tmp_path: Path) -> None:
