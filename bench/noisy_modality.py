@@ -16,8 +16,12 @@ carries nothing; these copies make such a world from a real one:
     .venv/bin/python bench/noisy_modality.py --data D --embeddings E --out-data D2 --out-emb E2 \
         --kg-noise [--text-noise]
 
-Without a noise flag, the corresponding copy is a plain copy (or a symlink for the
-embeddings), so the variant differs from its source in exactly the named modality.
+Without a noise flag, the corresponding output is a symlink to its source, so the
+variant differs from its source in exactly the named modality.
+
+    --subsample TRAIN_STRIDE,DEV_STRIDE   (instead of a variant) write a smaller copy:
+                   every k-th impression of each split (the time spread is kept) and
+                   only the news they show, for quick runs on a loaded machine
 """
 
 from __future__ import annotations
@@ -100,6 +104,24 @@ def hashed_text_embeddings(data: Path, out: Path, dim: int = 384, seed: int = 0)
     return len(ids)
 
 
+def subsample(data: Path, out: Path, strides: dict[str, int]) -> dict[str, int]:
+    """Every k-th behaviors line per split, news.tsv cut to the ids they mention."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(data, out, ignore=shutil.ignore_patterns("behaviors.tsv", "news.tsv", "synth_truth.json"))
+    counts = {}
+    for sp in sorted(p.parent for p in data.glob("*/behaviors.tsv")):
+        k = strides.get(sp.name, 1)
+        lines = (sp / "behaviors.tsv").read_text(encoding="utf-8").splitlines(keepends=True)[::k]
+        cols = [ln.rstrip("\n").split("\t")[3:5] for ln in lines]
+        ids = {tok.split("-")[0] for row in cols for col in row for tok in col.split()}
+        (out / sp.name / "behaviors.tsv").write_text("".join(lines), encoding="utf-8")
+        news = [r for r in _news_rows(sp / "news.tsv") if r[0] in ids]
+        (out / sp.name / "news.tsv").write_text("".join("\t".join(r) + "\n" for r in news), encoding="utf-8")
+        counts[sp.name] = len(lines)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)
@@ -110,14 +132,21 @@ def main() -> None:
     ap.add_argument("--text-noise", action="store_true")
     ap.add_argument("--text-hash", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--subsample", help="TRAIN_STRIDE,DEV_STRIDE: write a smaller copy to --out-data")
     args = ap.parse_args()
+    if args.subsample:
+        tr, dv = (int(x) for x in args.subsample.split(","))
+        print(f"{args.out_data}: {subsample(args.data, args.out_data, {'train': tr, 'dev': dv})} impressions")
+        return
     if args.kg_noise:
         n = shuffle_entities(args.data, args.out_data, args.seed)
         print(f"{args.out_data}: entity columns of {n} articles shuffled")
     else:
-        if args.out_data.exists():
+        if args.out_data.is_symlink():
+            args.out_data.unlink()
+        elif args.out_data.exists():
             shutil.rmtree(args.out_data)
-        shutil.copytree(args.data, args.out_data)
+        args.out_data.symlink_to(args.data.resolve())
     if args.text_hash:
         n = hashed_text_embeddings(args.data, args.out_emb, seed=args.seed)
         print(f"{args.out_emb}: hashed bag-of-words vectors of {n} articles")

@@ -60,7 +60,7 @@ class EntityGNN(nn.Module):
         self.freeze_vectors = freeze_vectors and bool(has.any())
 
     def forward(self) -> torch.Tensor:
-        feats = self.features
+        feats: torch.Tensor = self.features
         if self.freeze_vectors:
             # .vec rows get no gradient; missing entities (mask 1) keep learning.
             feats = self.missing * feats + (1 - self.missing) * feats.detach()
