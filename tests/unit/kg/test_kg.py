@@ -93,3 +93,15 @@ def test_inductive_article_vectors(mode: str) -> None:
     if mode == "mean":
         assert torch.allclose(out[0], (table[0] + table[2]) / 2)
     assert not torch.allclose(out[0], agg.no_entity)
+
+
+def test_frozen_vec_rows_get_no_gradient() -> None:
+    """freeze_vectors: entity_embedding.vec rows stay as read; entities without a row learn."""
+    g = build_graph(ARTICLES, {"Q1": np.ones(6, dtype=np.float32)}, RAW)
+    for freeze in (True, False):
+        gnn = EntityGNN(g, dim=8, layers=1, freeze_vectors=freeze)
+        gnn().pow(2).sum().backward()
+        grad = gnn.features.grad
+        assert grad is not None
+        assert (grad[0].abs().sum() == 0) == freeze  # Q1 has a .vec row
+        assert grad[1:].abs().sum() > 0
