@@ -41,9 +41,10 @@ class KGConfig(BaseModel):
     # nothing about one article; it is dropped before the per-article cap.
     max_entity_share: float = Field(default=0.01, gt=0.0, le=1.0)
     min_hub_articles: int = Field(default=50, ge=1)
-    # An entity of a single article without a .vec row is a second ID embedding for it:
-    # it can only memorise train clicks and gives a cold article nothing.
-    min_entity_articles: int = Field(default=2, ge=1)
+    # Entities without a .vec row in fewer articles are dropped (2: a single-article
+    # entity is a second ID embedding of that article; 1, the default, keeps them, since
+    # a later article on the same story can still share it).
+    min_entity_articles: int = Field(default=1, ge=1)
     splits: tuple[str, ...] = ("train", "dev", "test")  # whose news feed the graph
 
 

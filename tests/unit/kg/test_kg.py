@@ -21,11 +21,10 @@ def art(nid: str, *ents: str) -> NewsArticle:
 
 
 ARTICLES = [art("N1", "Q1", "Q2"), art("N2", "Q2", "Q3"), art("N3", "Q1", "Q2"), art("N4")]
-RAW = KGConfig(min_entity_articles=1)  # keep single-article entities (Q3) for the structure tests
 
 
 def test_cooccurrence_edges_and_weights() -> None:
-    g = build_graph(ARTICLES, config=RAW)
+    g = build_graph(ARTICLES)
     assert g.entity_ids == ["Q1", "Q2", "Q3"]
     pairs = {(int(a), int(b)): float(w) for a, b, w in zip(g.edges[0], g.edges[1], g.weights, strict=True)}
     assert pairs[(0, 1)] == 2.0 and pairs[(1, 0)] == 2.0  # Q1-Q2 in two articles
@@ -39,6 +38,7 @@ def test_frequency_cutoffs_drop_hubs_and_vectorless_singletons() -> None:
     no .vec row are dropped before the per-article cap, so the cap keeps real entities."""
     arts = [art(f"N{i}", "HUB", f"Q{i % 3}", "RARE" if i == 0 else f"Q{i % 3}") for i in range(10)]
     cfg = KGConfig(max_entity_share=0.5, min_hub_articles=1, max_entities_per_article=1)
+    cfg = cfg.model_copy(update={"min_entity_articles": 2})
     g = build_graph(arts, config=cfg)
     assert set(g.entity_ids) == {"Q0", "Q1", "Q2"}
     assert g.news_entities["N0"] == ["Q0"] and g.news_entities["N4"] == ["Q1"]
@@ -51,7 +51,7 @@ def test_frequency_cutoffs_drop_hubs_and_vectorless_singletons() -> None:
 
 
 def test_normalized_adjacency_is_symmetric_gcn() -> None:
-    adj = build_graph(ARTICLES, config=RAW).normalized_adjacency().to_dense()
+    adj = build_graph(ARTICLES).normalized_adjacency().to_dense()
     assert torch.allclose(adj, adj.T)
     # D^-1/2 (A+I) D^-1/2 with degrees Q1: 1+2=3, Q2: 2+1+1=4
     assert adj[0, 1].item() == pytest.approx(2 / np.sqrt(3 * 4))
@@ -60,7 +60,7 @@ def test_normalized_adjacency_is_symmetric_gcn() -> None:
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
     vecs = {"Q1": np.ones(4, dtype=np.float32)}
-    g = build_graph(ARTICLES, vecs, RAW)
+    g = build_graph(ARTICLES, vecs)
     save_graph(g, tmp_path)
     g2 = load_graph(tmp_path)
     assert g2.entity_ids == g.entity_ids and g2.news_entities == g.news_entities
@@ -72,7 +72,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("with_vec", [True, False])
 def test_gnn_shapes_and_missing_entities(with_vec: bool) -> None:
-    g = build_graph(ARTICLES, {"Q1": np.ones(6, dtype=np.float32)} if with_vec else None, RAW)
+    g = build_graph(ARTICLES, {"Q1": np.ones(6, dtype=np.float32)} if with_vec else None)
     gnn = EntityGNN(g, dim=8, layers=2)
     out = gnn()
     assert out.shape == (3, 8)
@@ -97,7 +97,7 @@ def test_inductive_article_vectors(mode: str) -> None:
 
 def test_frozen_vec_rows_get_no_gradient() -> None:
     """freeze_vectors: entity_embedding.vec rows stay as read; entities without a row learn."""
-    g = build_graph(ARTICLES, {"Q1": np.ones(6, dtype=np.float32)}, RAW)
+    g = build_graph(ARTICLES, {"Q1": np.ones(6, dtype=np.float32)})
     for freeze in (True, False):
         gnn = EntityGNN(g, dim=8, layers=1, freeze_vectors=freeze)
         gnn().pow(2).sum().backward()
