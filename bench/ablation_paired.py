@@ -93,17 +93,10 @@ def main() -> None:
         d = scores[a] - scores[b]
         d = d[~np.isnan(d)]
         mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
-        rows.append(
-            {
-                "a": a,
-                "b": b,
-                "n": len(d),
-                "diff": round(mean, 4),
-                "se": round(se, 4),
-                "z": round(mean / se, 1),
-            }
-        )
-        print(f"{a + ' - ' + b:30s} {len(d):6d} {mean:+8.4f} {se:7.4f} {mean / se:6.1f}")
+        # Identical scores (a shut modality retrained away gives back the sub-model): SE 0, no z.
+        z = round(mean / se, 1) if se > 0 else None
+        rows.append({"a": a, "b": b, "n": len(d), "diff": round(mean, 4), "se": round(se, 4), "z": z})
+        print(f"{a + ' - ' + b:30s} {len(d):6d} {mean:+8.4f} {se:7.4f} {'–' if z is None else z:>6}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
