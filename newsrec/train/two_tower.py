@@ -211,7 +211,7 @@ def train_two_tower(
                 break
     logger.close()
     model.load_state_dict(load_file(str(run / "checkpoints" / "best.safetensors")))
-    gates = (
+    gates: dict[str, Any] = (
         calibrate_gates(model, ft, to_arrays(parts.holdout, feats, mcfg.max_history))
         if config.calibrate_gates
         else {"skipped": "calibrate_gates off"}
