@@ -42,6 +42,7 @@ PAIRS = (
     ("id+llm+gnn", "id+llm"),
     ("id+llm+gnn", "id+gnn"),
     ("id+llm+gnn", "id"),
+    ("fusion-attention", "id+llm+gnn"),
     ("fusion-gate", "id+llm+gnn"),
     ("fusion-concat", "id+llm+gnn"),
     ("ranker", "id+llm+gnn"),

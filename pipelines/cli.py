@@ -27,7 +27,7 @@ Provider = Annotated[str, typer.Option(help="embedding provider: local | openai"
 EmbModel = Annotated[str, typer.Option(help="embedding model ('' = provider default)")]
 BaseUrl = Annotated[str, typer.Option(help="OpenAI-compatible base URL ('' = default)")]
 Dims = Annotated[int, typer.Option(help="embedding dimensions (0 = model default)")]
-Fusion = Annotated[str, typer.Option(help="attention | gate | concat")]
+Fusion = Annotated[str, typer.Option(help="residual | attention | gate | concat")]
 IndexType = Annotated[str, typer.Option(help="Milvus index: FLAT | IVF_FLAT | AUTOINDEX")]
 Version = Annotated[str, typer.Option(help="model version ('' = v<hash of data + parameters>)")]
 
@@ -81,7 +81,7 @@ def run(
     embedding_model: EmbModel = "",
     embedding_base_url: BaseUrl = "",
     embedding_dimensions: Dims = 0,
-    fusion: Fusion = "attention",
+    fusion: Fusion = "residual",
     epochs: int = 3,
     output_dim: int = 256,
     max_train_impressions: int = 0,
@@ -187,7 +187,7 @@ def submit(
     embedding_model: EmbModel = "",
     embedding_base_url: BaseUrl = "",
     embedding_dimensions: Dims = 0,
-    fusion: Fusion = "attention",
+    fusion: Fusion = "residual",
     epochs: int = 3,
     output_dim: int = 256,
     index_type: IndexType = "FLAT",

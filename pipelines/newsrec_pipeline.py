@@ -112,7 +112,7 @@ def build_pipeline(for_cluster: bool = True, cache_keys: dict[str, str] | None =
         embedding_model: str = "",
         embedding_base_url: str = "",
         embedding_dimensions: int = 0,
-        fusion: str = "attention",
+        fusion: str = "residual",
         epochs: int = 3,
         output_dim: int = 256,
         max_train_impressions: int = 0,

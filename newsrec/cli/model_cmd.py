@@ -39,7 +39,7 @@ def train(
     embeddings: Annotated[Path | None, typer.Option(help="text embedding directory (newsrec embed)")] = None,
     kg: Annotated[Path | None, typer.Option(help="prebuilt graph directory (newsrec kg)")] = None,
     epochs: int = 3,
-    fusion: Annotated[str, typer.Option(help="attention | gate | concat")] = "attention",
+    fusion: Annotated[str, typer.Option(help="residual | attention | gate | concat")] = "residual",
     no_id: Annotated[bool, typer.Option("--no-id", help="drop the ID embedding")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="drop the LLM text embedding")] = False,
     no_gnn: Annotated[bool, typer.Option("--no-gnn", help="drop the KG/GNN embedding")] = False,

@@ -1,8 +1,8 @@
 """The ablation: which modality and which fusion helps, and by how much.
 
 Runs (same data load, seed and settings for all):
-  id, id+gnn, id+llm, id+llm+gnn (attention fusion; reused as fusion-attention),
-  fusion-gate, fusion-concat (full model), ranker (on the best full model),
+  id, id+gnn, id+llm, id+llm+gnn (residual fusion: ID + gated content corrections),
+  fusion-attention, fusion-gate, fusion-concat (full model), ranker (on the best full model),
   and the baselines of `newsrec.eval.baselines` (popularity, recency-weighted popularity,
   item-kNN, co-click factorisation, text-kNN) on the same impressions.
 `comparison` holds every model row's paired per-impression differences against the
@@ -33,14 +33,15 @@ from newsrec.train.two_tower import train_two_tower  # noqa: E402
 
 # name -> (use_id, use_llm, use_gnn, fusion)
 VARIANTS: dict[str, tuple[bool, bool, bool, str]] = {
-    "id": (True, False, False, "attention"),
-    "id+gnn": (True, False, True, "attention"),
-    "id+llm": (True, True, False, "attention"),
-    "id+llm+gnn": (True, True, True, "attention"),
+    "id": (True, False, False, "residual"),
+    "id+gnn": (True, False, True, "residual"),
+    "id+llm": (True, True, False, "residual"),
+    "id+llm+gnn": (True, True, True, "residual"),
+    "fusion-attention": (True, True, True, "attention"),
     "fusion-gate": (True, True, True, "gate"),
     "fusion-concat": (True, True, True, "concat"),
 }
-FULL = ("id+llm+gnn", "fusion-gate", "fusion-concat")
+FULL = ("id+llm+gnn", "fusion-attention", "fusion-gate", "fusion-concat")
 
 
 class AblationConfig(BaseModel):

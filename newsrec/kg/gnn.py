@@ -17,15 +17,24 @@ from newsrec.kg.graph import KnowledgeGraph
 class EntityGNN(nn.Module):
     """Entity features -> `layers` GCN layers (residual, ReLU) -> (E, dim) vectors.
 
-    Features: the .vec rows (trainable, initialised from the file) where present;
-    entities missing from the .vec start from a shared learned vector plus a small
-    per-entity learned offset. Without any .vec, all entity features are learned.
+    Features: the .vec rows (initialised from the file; kept fixed with
+    `freeze_vectors`, so an entity cannot turn into a free per-article memory of train
+    clicks) where present; entities missing from the .vec start from a shared learned
+    vector plus a small per-entity learned offset. Without any .vec, all entity
+    features are learned.
     """
 
     missing: torch.Tensor
     adj: torch.Tensor
 
-    def __init__(self, graph: KnowledgeGraph, dim: int, layers: int = 2, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        graph: KnowledgeGraph,
+        dim: int,
+        layers: int = 2,
+        dropout: float = 0.1,
+        freeze_vectors: bool = False,
+    ) -> None:
         super().__init__()
         n = max(graph.num_entities, 1)
         if graph.entity_vectors is not None:
@@ -48,9 +57,14 @@ class EntityGNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("adj", graph.normalized_adjacency(), persistent=False)
         self.num_layers = layers
+        self.freeze_vectors = freeze_vectors and bool(has.any())
 
     def forward(self) -> torch.Tensor:
-        x = self.features + self.missing * self.missing_vector
+        feats: torch.Tensor = self.features
+        if self.freeze_vectors:
+            # .vec rows get no gradient; missing entities (mask 1) keep learning.
+            feats = self.missing * feats + (1 - self.missing) * feats.detach()
+        x = feats + self.missing * self.missing_vector
         h = self.input(x)
         for conv in self.convs:
             # GCN: aggregate normalised neighbours, then transform; residual keeps identity.

@@ -36,6 +36,15 @@ class KGConfig(BaseModel):
 
     max_entities_per_article: int = Field(default=8, ge=1)
     min_edge_weight: int = Field(default=1, ge=1)  # drop rarer co-occurrence edges
+    # Hubs: an entity in more than max(min_hub_articles, max_entity_share * articles)
+    # articles ("United States" in real news) links everything to everything and says
+    # nothing about one article; it is dropped before the per-article cap.
+    max_entity_share: float = Field(default=0.01, gt=0.0, le=1.0)
+    min_hub_articles: int = Field(default=50, ge=1)
+    # Entities without a .vec row in fewer articles are dropped (2: a single-article
+    # entity is a second ID embedding of that article; 1, the default, keeps them, since
+    # a later article on the same story can still share it).
+    min_entity_articles: int = Field(default=1, ge=1)
     splits: tuple[str, ...] = ("train", "dev", "test")  # whose news feed the graph
 
 
@@ -80,6 +89,15 @@ class KnowledgeGraph:
         ).coalesce()
 
 
+def kept_entities(
+    articles: list[NewsArticle], entity_vectors: Mapping[str, np.ndarray], config: KGConfig
+) -> set[str]:
+    """Entities that pass the frequency cut-offs of `config` (counted in articles)."""
+    df: Counter[str] = Counter(e for art in articles for e in art.entity_ids())
+    hub = max(config.min_hub_articles, config.max_entity_share * len(articles))
+    return {e for e, n in df.items() if n <= hub and (n >= config.min_entity_articles or e in entity_vectors)}
+
+
 def build_graph(
     articles: Iterable[NewsArticle],
     entity_vectors: Mapping[str, np.ndarray] | None = None,
@@ -87,9 +105,12 @@ def build_graph(
 ) -> KnowledgeGraph:
     """Build the graph from articles; `entity_vectors` are the .vec rows (may miss entities)."""
     config = config or KGConfig()
+    arts = list(articles)
+    keep = kept_entities(arts, entity_vectors or {}, config)
     news_entities: dict[str, list[str]] = {}
-    for art in articles:
-        news_entities[art.news_id] = art.entity_ids()[: config.max_entities_per_article]
+    for art in arts:
+        ents = [e for e in art.entity_ids() if e in keep]
+        news_entities[art.news_id] = ents[: config.max_entities_per_article]
     entity_ids = sorted({e for ents in news_entities.values() for e in ents})
     row = {e: i for i, e in enumerate(entity_ids)}
     pairs: Counter[tuple[int, int]] = Counter()

@@ -25,7 +25,11 @@ class TwoTower(nn.Module):
     def __init__(self, cfg: ModelConfig, graph: KnowledgeGraph | None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.gnn = EntityGNN(graph, cfg.output_dim, cfg.gnn_layers) if cfg.use_gnn and graph else None
+        self.gnn = (
+            EntityGNN(graph, cfg.output_dim, cfg.gnn_layers, freeze_vectors=cfg.gnn_freeze_vectors)
+            if cfg.use_gnn and graph
+            else None
+        )
         if cfg.use_gnn and graph is None:
             raise ValueError("use_gnn needs a knowledge graph")
         self.news = NewsTower(cfg)

@@ -35,6 +35,10 @@ class TrainConfig(BaseModel):
     max_train_impressions: int | None = Field(default=None, ge=1)
     max_dev_impressions: int | None = Field(default=20000, ge=1)
     ranker_holdout: float = Field(default=0.1, ge=0.0, lt=0.9)  # latest train impressions kept for the ranker
+    # Fit the residual fusion's per-modality gate scales on that holdout (newsrec.train.gates).
+    calibrate_gates: bool = True
+    # A modality the calibration shuts off (scale 0) is dropped and the towers retrained.
+    retrain_without_shut: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
     progress: bool = True

@@ -8,6 +8,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from newsrec.models.two_tower import FeatureTensors, TwoTower, all_news_vectors,
 from newsrec.progress import progress_bar
 from newsrec.train.config import TrainConfig, TrainResult
 from newsrec.train.data import ImpressionArrays, make_samples, sample_negatives, to_arrays
+from newsrec.train.gates import calibrate_gates
 from newsrec.train.logging import MetricsLogger
 from newsrec.train.prepare import Inputs, load_inputs, split_impressions
 
@@ -129,8 +131,17 @@ def train_two_tower(
     return result
 
 
-def _train_into(config: TrainConfig, inputs: Inputs | None, run: Path) -> TrainResult:
-    """The training run itself, written into `run` (named as `config.out`)."""
+def _train_into(
+    config: TrainConfig, inputs: Inputs | None, run: Path, shut: dict[str, Any] | None = None
+) -> TrainResult:
+    """The training run itself, written into `run` (named as `config.out`).
+
+    When the held-out gate calibration shuts a content modality off (scale 0), the
+    towers are trained again without it (`shut` records why, into the artifact's
+    `gate_calibration`): a model fitted with a modality and then deprived of it is
+    worse than one fitted without it, and "off" must mean "as good as the model
+    without that modality"."""
+
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
@@ -233,6 +244,21 @@ def _train_into(config: TrainConfig, inputs: Inputs | None, run: Path) -> TrainR
                 break
     logger.close()
     model.load_state_dict(load_file(str(run / "checkpoints" / "best.safetensors")))
+    gates: dict[str, Any] = (
+        calibrate_gates(model, ft, to_arrays(parts.holdout, feats, mcfg.max_history))
+        if config.calibrate_gates
+        else {"skipped": "calibrate_gates off"}
+    )
+    off = [m for m, v in gates.get("scales", {}).items() if v == 0.0]
+    if off and config.retrain_without_shut:
+        shut = {
+            **(shut or {}),
+            **{m: {k: gates[k] for k in ("auc", "auc_unscaled", "impressions")} for m in off},
+        }
+        sub = mcfg.model_copy(update={f"use_{m}": False for m in off})
+        return _train_into(config.model_copy(update={"model": sub}), inputs, run, shut)
+    if shut:
+        gates = {**gates, "shut": shut}
     model = model.cpu()
     version = config.model_version or f"{final.name}-e{best_epoch}"
     serving = export_serving(
@@ -241,7 +267,7 @@ def _train_into(config: TrainConfig, inputs: Inputs | None, run: Path) -> TrainR
         inputs.graph,
         run / "serving",
         version,
-        extra={"dev_auc_dot": best_auc, "dev_split": parts.dev_name},
+        extra={"dev_auc_dot": best_auc, "dev_split": parts.dev_name, "gate_calibration": gates},
     )
     result = TrainResult(
         run_dir=final,

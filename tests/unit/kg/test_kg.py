@@ -11,7 +11,7 @@ import torch
 from newsrec.data.types import Entity, NewsArticle
 from newsrec.errors import DataError
 from newsrec.kg.gnn import EntityAggregator, EntityGNN
-from newsrec.kg.graph import build_graph, load_graph, save_graph
+from newsrec.kg.graph import KGConfig, build_graph, load_graph, save_graph
 
 torch.set_num_threads(1)
 
@@ -31,6 +31,23 @@ def test_cooccurrence_edges_and_weights() -> None:
     assert pairs[(1, 2)] == 1.0
     assert (0, 2) not in pairs
     assert g.news_entities["N4"] == []
+
+
+def test_frequency_cutoffs_drop_hubs_and_vectorless_singletons() -> None:
+    """A hub entity (in more articles than the cut-off) and an entity of one article with
+    no .vec row are dropped before the per-article cap, so the cap keeps real entities."""
+    arts = [art(f"N{i}", "HUB", f"Q{i % 3}", "RARE" if i == 0 else f"Q{i % 3}") for i in range(10)]
+    cfg = KGConfig(max_entity_share=0.5, min_hub_articles=1, max_entities_per_article=1)
+    cfg = cfg.model_copy(update={"min_entity_articles": 2})
+    g = build_graph(arts, config=cfg)
+    assert set(g.entity_ids) == {"Q0", "Q1", "Q2"}
+    assert g.news_entities["N0"] == ["Q0"] and g.news_entities["N4"] == ["Q1"]
+    # With a .vec row the single-article entity carries information and stays.
+    wide = cfg.model_copy(update={"max_entities_per_article": 3})
+    g = build_graph(arts, {"RARE": np.ones(4, dtype=np.float32)}, wide)
+    assert "RARE" in g.entity_ids and "HUB" not in g.entity_ids
+    # Below the floor of articles nothing is a hub.
+    assert "HUB" in build_graph(arts, config=KGConfig(min_hub_articles=50)).entity_ids
 
 
 def test_normalized_adjacency_is_symmetric_gcn() -> None:
@@ -76,3 +93,15 @@ def test_inductive_article_vectors(mode: str) -> None:
     if mode == "mean":
         assert torch.allclose(out[0], (table[0] + table[2]) / 2)
     assert not torch.allclose(out[0], agg.no_entity)
+
+
+def test_frozen_vec_rows_get_no_gradient() -> None:
+    """freeze_vectors: entity_embedding.vec rows stay as read; entities without a row learn."""
+    g = build_graph(ARTICLES, {"Q1": np.ones(6, dtype=np.float32)})
+    for freeze in (True, False):
+        gnn = EntityGNN(g, dim=8, layers=1, freeze_vectors=freeze)
+        gnn().pow(2).sum().backward()
+        grad = gnn.features.grad
+        assert grad is not None
+        assert (grad[0].abs().sum() == 0) == freeze  # Q1 has a .vec row
+        assert grad[1:].abs().sum() > 0

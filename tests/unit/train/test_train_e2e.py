@@ -132,7 +132,9 @@ def test_evaluate_report(run: Path, toy: tuple[Path, Path], tmp_path: Path) -> N
     assert tt["auc"] > 0.55 and tt["auc"] > m["scorers"]["popularity"]["auc"]
     assert m["scorers"]["popularity"]["cold_unclicked"]["auc"] == pytest.approx(0.5)  # no clicks in train
     w = m["modality_weights"]
-    assert w["modalities"] == ["id", "llm", "gnn"] and sum(w["all"]) == pytest.approx(1.0, abs=1e-4)
+    # residual fusion (the default): ID is the base with weight 1, content gates in [0, 1]
+    assert w["modalities"] == ["id", "llm", "gnn"] and w["fusion"] == "residual"
+    assert w["all"][0] == pytest.approx(1.0) and all(0.0 <= g <= 1.0 for g in w["all"][1:])
     assert (tmp_path / "report.md").is_file() and (tmp_path / "auc_slices.png").is_file()
     assert "recall50" in m["retrieval"]
     assert m["comparison"]["best_baseline"] in m["scorers"] and "ranker" in m["comparison"]["pairs"]
