@@ -28,7 +28,7 @@ EmbModel = Annotated[str, typer.Option(help="embedding model ('' = provider defa
 BaseUrl = Annotated[str, typer.Option(help="OpenAI-compatible base URL ('' = default)")]
 Dims = Annotated[int, typer.Option(help="embedding dimensions (0 = model default)")]
 Fusion = Annotated[str, typer.Option(help="attention | gate | concat")]
-IndexType = Annotated[str, typer.Option(help="Milvus index: FLAT | IVF_FLAT | AUTOINDEX")]
+IndexType = Annotated[str, typer.Option(help="Milvus index: FLAT|IVF_FLAT|HNSW (server)|AUTOINDEX")]
 Version = Annotated[str, typer.Option(help="model version ('' = v<hash of data + parameters>)")]
 
 

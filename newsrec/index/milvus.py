@@ -41,7 +41,9 @@ from newsrec.errors import InvalidInput, NotFound, Unavailable
 from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
 
 META_COLLECTION = "newsrec_meta"
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
+# HNSW needs a Milvus server: Milvus Lite 2.5.1 builds only FLAT, IVF_FLAT and AUTOINDEX.
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
+LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 MAX_TOPK = 16384
 _OUTPUT_FIELDS = ["category", "subcategory", "published_at", "model_version"]
 _STR_LEN = 256
@@ -75,16 +77,27 @@ class IndexSpec:
     index_type: str = "FLAT"
     nlist: int = 1024  # IVF_FLAT: number of clusters
     nprobe: int = 64  # IVF_FLAT: clusters scanned per query
+    m: int = 16  # HNSW: graph degree
+    ef_construction: int = 200  # HNSW: candidate list while building
+    ef: int = 128  # HNSW: candidate list while searching (raised to k: Milvus requires ef >= k)
 
     def __post_init__(self) -> None:
         if self.index_type not in INDEX_TYPES:
             raise InvalidInput(f"index type {self.index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
 
     def build_params(self) -> dict[str, Any]:
-        return {"nlist": self.nlist} if self.index_type == "IVF_FLAT" else {}
+        if self.index_type == "IVF_FLAT":
+            return {"nlist": self.nlist}
+        if self.index_type == "HNSW":
+            return {"M": self.m, "efConstruction": self.ef_construction}
+        return {}
 
-    def search_params(self) -> dict[str, Any]:
-        params = {"nprobe": self.nprobe} if self.index_type == "IVF_FLAT" else {}
+    def search_params(self, k: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.index_type == "IVF_FLAT":
+            params = {"nprobe": self.nprobe}
+        elif self.index_type == "HNSW":
+            params = {"ef": max(self.ef, k)}
         return {"metric_type": "IP", "params": params}
 
 
@@ -135,6 +148,11 @@ class MilvusIndex:
         self.uri = uri
         self.lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
         self.spec = spec or IndexSpec()
+        if self.lite and self.spec.index_type not in LITE_INDEX_TYPES:
+            raise InvalidInput(
+                f"index type {self.spec.index_type}: {self.spec.index_type} needs a Milvus server "
+                f"(http://host:19530); Milvus Lite builds {', '.join(LITE_INDEX_TYPES)}"
+            )
         self.keep_versions = max(1, keep_versions)  # the previous version stays for in-flight readers
         self.batch_size = batch_size
         self.alias_ttl_s = alias_ttl_s
@@ -331,6 +349,7 @@ class MilvusIndex:
             try:
                 self._insert(coll, records)
                 self._call("flush", coll, slow=True)
+                self._wait_indexed(coll, len(records))
                 self._call("load_collection", coll, slow=True)
                 self._check(coll, records)
             except BaseException:
@@ -368,6 +387,28 @@ class MilvusIndex:
             consistency_level="Strong",
             slow=True,
         )
+
+    def _wait_indexed(self, coll: str, rows: int) -> None:
+        """Wait (up to `build_timeout_s`) until a server has indexed every row of `coll`.
+
+        A Milvus server builds the index of flushed segments asynchronously and meanwhile
+        searches them brute force: flipping the alias before the index is done would serve
+        a new version at exact-scan cost (and an HNSW build would never be measured).
+        Milvus Lite indexes synchronously and reports no row counts: nothing to wait for."""
+        if self.lite:
+            return
+        deadline = time.monotonic() + self.build_timeout_s
+        while True:
+            info = self._call("describe_index", coll, "vector", slow=True) or {}
+            indexed, pending = info.get("indexed_rows"), info.get("pending_index_rows")
+            if indexed is None or (int(indexed) >= rows and not int(pending or 0)):
+                return
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"collection {coll}: index not built within {self.build_timeout_s:.0f} s "
+                    f"({indexed}/{rows} rows indexed)"
+                )
+            time.sleep(0.2)
 
     def _insert(self, coll: str, records: Sequence[NewsRecord]) -> None:
         bar = tqdm(total=len(records), desc=f"insert {coll}", unit="row", disable=not self.progress)
@@ -456,7 +497,7 @@ class MilvusIndex:
             limit=k,
             filter=expr,
             output_fields=_OUTPUT_FIELDS,
-            search_params=self.spec.search_params(),
+            search_params=self.spec.search_params(k),
             slow=slow,
         )
         return [
