@@ -208,7 +208,6 @@ class MilvusIndex:
         unreachable Milvus is retried with a short back-off for at most `timeout_s`.
         Errors that are answers (bad request, missing collection) pass through unchanged.
         """
-        fn = getattr(self.client, method)
         start = time.monotonic()
         deadline = start + (self.build_timeout_s if slow else self.timeout_s)
         retry_until = min(deadline, start + self.timeout_s)
@@ -216,16 +215,31 @@ class MilvusIndex:
         while True:
             left = max(deadline - time.monotonic(), 0.001)
             try:
+                fn = getattr(self.client, method)
                 if method in _SCHEMA_CACHED:
                     self._cache_schema(args[0], left)
                 return fn(*args, timeout=left, retry_times=0, **kwargs)
             except Exception as exc:
-                if not _unreachable(exc):
+                if type(exc).__name__ == "ConnectionNotExistException":
+                    # pymilvus dropped its connection (seen after a server restart): every later
+                    # call would fail with "should create connection first". Reconnect.
+                    self._reset_client()
+                elif not _unreachable(exc):
                     raise
                 if time.monotonic() + back_off >= retry_until:
                     raise _unavailable(exc, f"{method} on {self.uri}", start) from exc
             time.sleep(back_off)
             back_off = min(2 * back_off, 0.5)
+
+    def _reset_client(self) -> None:
+        """Forget the client (closing what is left of it); the next call builds a new one."""
+        with self._lock:
+            old, self._client, self._meta_ready = self._client, None, False
+        try:
+            if old is not None:
+                old.close()
+        except Exception:  # a half-dead client may fail to close; it is dropped anyway
+            pass
 
     def _cache_schema(self, coll: str, timeout: float) -> None:
         """Put the schema of `coll` in pymilvus' schema cache with a bounded describe.
@@ -296,7 +310,12 @@ class MilvusIndex:
                 target = str(self._call("describe_alias", alias)["collection_name"])
             except Unavailable:
                 raise  # a dead server is not a missing alias (that would trigger a rebuild)
-            except Exception:
+            except Exception as exc:
+                # Only "alias not found" is a missing alias; any other answer (a server still
+                # recovering after a restart, a permission error) must not look like one,
+                # or a caller would rebuild (or a mirror give up on) a collection that exists.
+                if "not found" not in str(exc) and "not exist" not in str(exc):
+                    raise Unavailable(f"describe_alias {alias} on {self.uri}: {exc}") from exc
                 target = None
         if not target:
             raise NotFound(f"Milvus alias {alias!r} does not exist at {self.uri} (no version built yet?)")
