@@ -109,7 +109,25 @@ class MilvusServerProc:
                 os.environ["ETCD_CONFIG_PATH"] = old
         items = self.server.config.configurable_items
         self.pinned = {k: int(v[1]) for k, v in items.items() if k.endswith("_port") and v[1]}
+        self._wait_loaded()
         return time.monotonic() - t
+
+    def _wait_loaded(self, timeout: float = 180.0) -> None:
+        """After a restart the server answers /healthz, then reloads its loaded collections in
+        the background (reads meanwhile fail or stall): wait until none is still loading."""
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=self.uri)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                states = [str(client.get_load_state(c)["state"]) for c in client.list_collections()]
+                if not any("Loading" in s for s in states):
+                    return
+                time.sleep(0.5)
+            raise TimeoutError(f"Milvus at {self.uri} still loading collections after {timeout:.0f} s")
+        finally:
+            client.close()
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL after 1 s (what `MilvusServer.stop` does): close to a crash."""
