@@ -45,6 +45,9 @@ META_COLLECTION = "newsrec_meta"
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 MAX_TOPK = 16384
+# After an upsert through this index, its searches on a server are Strong for this long
+# (longer than Milvus' default Bounded staleness of a few seconds), then Bounded again.
+READ_YOUR_WRITES_S = 10.0
 _OUTPUT_FIELDS = ["category", "subcategory", "published_at", "model_version"]
 _STR_LEN = 256
 # gRPC codes meaning "Milvus did not answer" (down, restarting, or too slow), as opposed to
@@ -165,11 +168,13 @@ class MilvusIndex:
         self._alias_cache: dict[str, tuple[str, float]] = {}
         self._flips = 0  # bumped by every alias flip in this process; guards the cache
         self._meta_ready = False
-        # Searches on a server: Session consistency (this client's own writes, e.g. an
-        # upsert, are visible at once; nothing else is waited for). The collections' Strong
-        # level made every server search wait for the next time tick: ~200 ms p50 (measured,
-        # bench/retrieval_server.py). Lite has no time ticks: left at the collection's level.
-        self._read_consistency: dict[str, str] = {} if self.lite else {"consistency_level": "Session"}
+        # Searches on a server: Bounded consistency, except shortly after this process wrote
+        # to the alias (an upsert), when they are Strong so the write is visible at once.
+        # Strong on every search waited for the next time tick: ~200 ms p50 (measured,
+        # bench/retrieval_server.py). (pymilvus' Session level tracks writes per collection
+        # name, and searches go through the alias: it did not see the upsert.)
+        # Lite has no time ticks: left at the collection's level.
+        self._last_write: dict[str, float] = {}
 
     @classmethod
     def from_uri(cls, uri: str, **kwargs: Any) -> MilvusIndex:
@@ -481,6 +486,7 @@ class MilvusIndex:
         coll = self.resolve_alias(alias)
         _check_records(records)
         self._call("upsert", coll, [_row(r) for r in records])
+        self._last_write[sanitize(alias)] = time.monotonic()
 
     def search(
         self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
@@ -492,7 +498,11 @@ class MilvusIndex:
             raise InvalidInput(f"query vectors must have shape (n, dim), got {vectors.shape}")
         expr = filter_expr(filters)
         if not self.lite:
-            return self._search(alias, vectors, k, expr)  # the server resolves its alias atomically
+            wrote = time.monotonic() - self._last_write.get(alias, -1e9) < READ_YOUR_WRITES_S
+            level = "Strong" if wrote else "Bounded"
+            return self._search(
+                alias, vectors, k, expr, level=level
+            )  # the server resolves its alias atomically
         coll = self.resolve_alias(alias)
         try:
             return self._search(coll, vectors, k, expr)
@@ -512,7 +522,7 @@ class MilvusIndex:
         return HitColumns.from_hits(self.search(alias, np.asarray(vector)[None, :], k, filters)[0])
 
     def _search(
-        self, coll: str, vectors: np.ndarray, k: int, expr: str, slow: bool = False
+        self, coll: str, vectors: np.ndarray, k: int, expr: str, slow: bool = False, level: str = ""
     ) -> list[list[SearchHit]]:
         res = self._call(
             "search",
@@ -523,7 +533,7 @@ class MilvusIndex:
             output_fields=_OUTPUT_FIELDS,
             search_params=self.spec.search_params(k),
             slow=slow,
-            **self._read_consistency,
+            **({"consistency_level": level} if level else {}),
         )
         return [
             [
