@@ -19,12 +19,13 @@ def publish_model(
     set_current: bool,
     manifest: Output[Artifact],
 ) -> None:
-    """REGISTRY/models/<name>/<version>/ with manifest.json; optionally flips CURRENT."""
+    """REGISTRY/models/<name>/<version>/ with manifest.json; optionally flips CURRENT.
+    `registry_root` is a path the pod sees (a mounted PVC) or an object-store URI."""
     import json
     from pathlib import Path
 
     from newsrec.models.artifact import verify_serving
-    from newsrec.registry import publish
+    from newsrec.registry import is_remote, publish_to
 
     run_dir = Path(run.path) / str(run.metadata["run_subdir"])
     verify_serving(run_dir / "serving")  # never publish a partial or edited artifact
@@ -35,7 +36,7 @@ def publish_model(
         for key in ("auc", "mrr", "ndcg5", "ndcg10")
     }
     emb = embeddings.metadata
-    m = publish(
+    m = publish_to(
         registry_root,
         model_name,
         model_version,
@@ -54,7 +55,11 @@ def publish_model(
         "registry": str(registry_root),
         "name": m.name,
         "version": m.version,
-        "manifest": str(m.version_dir() / "manifest.json"),
+        "manifest": (
+            f"{str(registry_root).rstrip('/')}/models/{m.name}/{m.version}/manifest.json"
+            if is_remote(registry_root)
+            else str(m.version_dir() / "manifest.json")
+        ),
         "metrics": m.metrics,
         "index": m.index.model_dump() if m.index else None,
         "serving_model_version": evaluation.metadata.get("model_version"),

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import shutil
+import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -324,3 +325,86 @@ def verify_artifact_dir(directory: Path) -> bool:
         return False
     manifest.verify(keys)
     return True
+
+
+# -- object stores (s3://, gs://, minio://) -------------------------------------------------
+# Cluster runs keep data and registries in a bucket: pods are ephemeral. fsspec does the I/O
+# (s3fs for s3:// and minio://, gcsfs for gs:// when installed); credentials and endpoints
+# come from the usual environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and
+# AWS_ENDPOINT_URL / FSSPEC_S3_ENDPOINT_URL for MinIO or another S3-compatible store).
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "minio://")
+
+
+def is_remote(location: str | Path) -> bool:
+    """True for an object-store URI (s3://, gs://, minio://), False for a local path."""
+    return str(location).startswith(REMOTE_SCHEMES)
+
+
+def _fs(uri: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path inside it) of an object-store URI; minio:// is S3."""
+    import fsspec
+
+    if uri.startswith("minio://"):
+        uri = "s3://" + uri.removeprefix("minio://")
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise InvalidInput(f"{uri}: no object-store driver ({exc}); install s3fs or gcsfs") from exc
+    return fs, path.rstrip("/")
+
+
+def download_tree(uri: str, dest: Path) -> Path:
+    """Copy every object under `uri` into the directory `dest` (created); returns `dest`."""
+    fs, root = _fs(uri)
+    files = [f for f in fs.find(root) if not Path(f).name.startswith(".")]
+    if not files:
+        raise NotFound(f"{uri}: no objects under this prefix")
+    for f in files:
+        target = dest / f[len(root) :].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(f, str(target))
+    return dest
+
+
+def remote_fingerprint(uri: str) -> str:
+    """Content fingerprint of the objects under `uri` from the store's own checksums (ETag,
+    md5 or crc32c) and sizes: changes when any object's bytes change, without a download."""
+    fs, root = _fs(uri)
+    h = hashlib.sha256()
+    for path, info in sorted(fs.find(root, detail=True).items()):
+        tag = info.get("ETag") or info.get("md5Hash") or info.get("crc32c") or info.get("mtime", "")
+        h.update(f"{path[len(root) :]}\0{info.get('size')}\0{tag}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def publish_to(
+    registry_root: str,
+    name: str,
+    version: str,
+    artifacts: dict[str, Path],
+    config: dict[str, Any],
+    metrics: dict[str, float],
+    embedding: EmbeddingInfo | dict[str, Any],
+    index_info: IndexInfo | dict[str, Any] | None = None,
+    set_current: bool = False,
+) -> Manifest:
+    """`publish` into a local path or an object-store registry root.
+
+    Remote: the version is published into a scratch local registry (checksums, manifest),
+    then its directory is uploaded to ROOT/models/<name>/<version>/, and CURRENT is written
+    last, so a reader that follows CURRENT finds a complete version. Re-publishing the same
+    version uploads the same bytes again (idempotent)."""
+    if not is_remote(registry_root):
+        return publish(
+            registry_root, name, version, artifacts, config, metrics, embedding, index_info, set_current
+        )
+    fs, root = _fs(registry_root)
+    with tempfile.TemporaryDirectory(prefix="newsrec-registry-") as tmp:
+        m = publish(tmp, name, version, artifacts, config, metrics, embedding, index_info, set_current=False)
+        vdir = m.version_dir()
+        remote_vdir = f"{root}/models/{name}/{version}"
+        for f in sorted(p for p in vdir.rglob("*") if p.is_file()):
+            fs.put_file(str(f), f"{remote_vdir}/{f.relative_to(vdir).as_posix()}")
+        if set_current:
+            fs.pipe_file(f"{root}/models/{name}/{CURRENT_FILE}", (version + "\n").encode())
+    return m

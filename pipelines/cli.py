@@ -28,11 +28,11 @@ EmbModel = Annotated[str, typer.Option(help="embedding model ('' = provider defa
 BaseUrl = Annotated[str, typer.Option(help="OpenAI-compatible base URL ('' = default)")]
 Dims = Annotated[int, typer.Option(help="embedding dimensions (0 = model default)")]
 Fusion = Annotated[str, typer.Option(help="residual | attention | gate | concat")]
-IndexType = Annotated[str, typer.Option(help="Milvus index: FLAT | IVF_FLAT | AUTOINDEX")]
+IndexType = Annotated[str, typer.Option(help="Milvus index: FLAT|IVF_FLAT|HNSW (server)|AUTOINDEX")]
 Version = Annotated[str, typer.Option(help="model version ('' = v<hash of data + parameters>)")]
 
 
-_WHERE = ("data_dir", "milvus_uri", "registry_root", "model_version")
+_WHERE = ("data_dir", "milvus_uri", "registry_root", "model_version", "pvc_name")
 
 
 def _params(**kw: Any) -> dict[str, Any]:
@@ -47,33 +47,70 @@ def _params(**kw: Any) -> dict[str, Any]:
     return {**kw, "config_json": config_json}
 
 
-def data_fingerprint(root: Path) -> str:
-    """Hash of file names, sizes and modification times under `root` (cheap, changes with the data)."""
+def data_fingerprint(root: Path | str) -> str:
+    """Content hash of the dataset, part of the ingest step's cache key (so the same bytes
+    hit the cache whatever their path or mtime, and changed bytes re-run). Local: sha256 of
+    every file's name and bytes. Object store: the store's own per-object checksums."""
+    from newsrec.registry import is_remote, remote_fingerprint
+
+    if is_remote(root):
+        return remote_fingerprint(str(root))
+    root = Path(root)
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file() and not p.name.startswith("."):
-            st = p.stat()
-            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            h.update(f"{p.relative_to(root)}\0".encode())
+            with p.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
     return h.hexdigest()[:16]
+
+
+Storage = Annotated[
+    str,
+    typer.Option(
+        help="where the steps read data and write the registry on a cluster: pvc (a PersistentVolumeClaim "
+        "mounted at /mnt/newsrec in every step) | object (s3:// gs:// minio:// URIs)"
+    ),
+]
+Gpu = Annotated[
+    str, typer.Option(help="accelerator type for one GPU on the training step, e.g. nvidia.com/gpu")
+]
 
 
 @app.command("compile")
 def compile_cmd(
     out: Annotated[Path, typer.Option(help="IR YAML to write")] = Path("pipeline.yaml"),
+    storage: Storage = "pvc",
+    gpu: Gpu = "",
 ) -> None:
-    """Compile the pipeline (with the Kubernetes secret wiring) to IR YAML."""
+    """Compile the pipeline for a cluster (secret, resources, storage) to IR YAML.
+
+    Every step runs the image in the NEWSREC_IMAGE environment variable at compile time
+    (default ghcr.io/newsrec/newsrec:0.1.0): build and push the project's Dockerfile, then
+    NEWSREC_IMAGE=registry.example.com/newsrec:TAG newsrec pipeline compile.
+    """
     from kfp import compiler
 
-    from pipelines.newsrec_pipeline import build_pipeline
+    from components import BASE_IMAGE
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(for_cluster=True), str(out))
-    _out.print(f"wrote {out}")
+    compiler.Compiler().compile(_cluster_pipeline(storage, gpu), str(out))
+    _out.print(f"wrote {out} (image {BASE_IMAGE}, storage {storage})")
+
+
+def _cluster_pipeline(storage: str, gpu: str) -> Any:
+    from pipelines.newsrec_pipeline import build_pipeline
+
+    try:
+        return build_pipeline(for_cluster=True, storage=storage, gpu=gpu)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--storage") from None
 
 
 @app.command()
 def run(
-    data: Annotated[Path, typer.Option(help="MIND-format dataset root (train/, dev/)")],
+    data: Annotated[str, typer.Option(help="MIND-format dataset root (train/, dev/): a path or s3://...")],
     out: Annotated[Path, typer.Option(help="output dir: pipeline root, cache, milvus.db, registry/")],
     model_name: str = "newsrec",
     model_version: Version = "",
@@ -86,19 +123,28 @@ def run(
     output_dim: int = 256,
     max_train_impressions: int = 0,
     index_type: IndexType = "FLAT",
-    milvus_uri: Annotated[str, typer.Option(help="default: OUT/milvus.db (Milvus Lite)")] = "",
-    registry_root: Annotated[str, typer.Option(help="default: OUT/registry")] = "",
+    milvus_uri: Annotated[
+        str, typer.Option(help="default: OUT/milvus.db (Milvus Lite); http://host:19530 for a server")
+    ] = "",
+    registry_root: Annotated[str, typer.Option(help="default: OUT/registry; or s3://bucket/prefix")] = "",
     cache: Annotated[bool, typer.Option(help="reuse finished steps with the same inputs")] = True,
 ) -> None:
     """Run the same pipeline on this machine, offline, through kfp.local (subprocess runner)."""
-    if not data.is_dir():
+    from newsrec.registry import is_remote
+
+    if not is_remote(data) and not Path(data).is_dir():
         raise typer.BadParameter(f"{data}: not a directory", param_hint="--data")
-    _gate(data)
+    if not is_remote(data):  # a bucket is validated by the ingest step, which downloads it
+        _gate(Path(data))
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        fingerprint = data_fingerprint(data)
+    except (NewsrecError, OSError) as exc:
+        raise typer.BadParameter(f"{data}: {exc}", param_hint="--data") from None
     params = _params(
-        data_dir=str(data.resolve()),
-        data_fingerprint=data_fingerprint(data),
+        data_dir=data if is_remote(data) else str(Path(data).resolve()),
+        data_fingerprint=fingerprint,
         milvus_uri=milvus_uri or str(out / "milvus.db"),
         registry_root=registry_root or str(out / "registry"),
         model_name=model_name,
@@ -191,17 +237,25 @@ def submit(
     epochs: int = 3,
     output_dim: int = 256,
     index_type: IndexType = "FLAT",
+    storage: Storage = "pvc",
+    pvc_name: Annotated[str, typer.Option(help="claim mounted under --storage pvc")] = "newsrec-data",
+    data_fingerprint_: Annotated[
+        str, typer.Option("--data-fingerprint", help="content hash of the data ('' = computed from --data)")
+    ] = "",
+    gpu: Gpu = "",
     token: Annotated[str, typer.Option(envvar="KFP_TOKEN", help="bearer token (env KFP_TOKEN)")] = "",
 ) -> None:
     """Compile and submit the pipeline to a Kubeflow Pipelines cluster with kfp.Client."""
     import kfp
 
-    from pipelines.newsrec_pipeline import build_pipeline
-
     if not host.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{host!r}: must start with http:// or https://", param_hint="--host")
+    _check_cluster_locations(storage, {"--data": data, "--registry-root": registry_root}, milvus_uri)
+    fingerprint = data_fingerprint_ or _submit_fingerprint(data, storage)
     params = _params(
         data_dir=data,
+        data_fingerprint=fingerprint,
+        pvc_name=pvc_name,
         milvus_uri=milvus_uri,
         registry_root=registry_root,
         model_name=model_name,
@@ -217,13 +271,49 @@ def submit(
     )
     client = kfp.Client(host=host, existing_token=token or None)
     result = client.create_run_from_pipeline_func(
-        build_pipeline(for_cluster=True),
+        _cluster_pipeline(storage, gpu),
         arguments=params,
         run_name=run_name or None,
         experiment_name=experiment,
         enable_caching=True,
     )
     _out.print(f"submitted run {result.run_id} to {host} (experiment {experiment})")
+
+
+def _check_cluster_locations(storage: str, where: dict[str, str], milvus_uri: str) -> None:
+    """Every location must exist inside the pods: under the PVC mount (pvc) or in a bucket
+    (object); Milvus must be a server (a Lite file would live and die in one pod)."""
+    from newsrec.registry import is_remote
+    from pipelines.newsrec_pipeline import PVC_MOUNT
+
+    for flag, value in where.items():
+        if storage == "object" and not is_remote(value):
+            raise typer.BadParameter(
+                f"{value!r}: --storage object needs s3://, gs:// or minio://", param_hint=flag
+            )
+        if storage == "pvc" and not (value == PVC_MOUNT or value.startswith(PVC_MOUNT + "/")):
+            raise typer.BadParameter(
+                f"{value!r}: --storage pvc reads and writes under the mount {PVC_MOUNT}/ "
+                "(or use --storage object)",
+                param_hint=flag,
+            )
+    if not milvus_uri.startswith(("http://", "https://")):
+        raise typer.BadParameter(
+            f"{milvus_uri!r}: a cluster run needs a Milvus server URI", param_hint="--milvus-uri"
+        )
+
+
+def _submit_fingerprint(data: str, storage: str) -> str:
+    """The data's content hash for the cache key: read from the bucket (object); a PVC is not
+    visible from here, so the run's own ingest hashes it ('' keeps the path as the key)."""
+    from newsrec.registry import is_remote
+
+    if storage == "object" and is_remote(data):
+        try:
+            return data_fingerprint(data)
+        except Exception as exc:  # unreachable bucket, no credentials: the run still works
+            _err.print(f"[yellow]warning:[/yellow] cannot fingerprint {data} ({exc}); caching by path")
+    return ""
 
 
 @registry_app.command("list")

@@ -5,8 +5,15 @@ ingest → embed ─┐
                 └──────────────→ index (Milvus) ──┴→ publish (registry)
 
 `build_pipeline(for_cluster=True)` adds what only a Kubernetes cluster has (the embedding
-API key from a Secret); kfp.local cannot run platform config, so the local run builds the
-same graph without it and takes the key, if any, from its own environment.
+API key from a Secret, and under `storage="pvc"` the data volume mounted into every step);
+kfp.local cannot run platform config, so the local run builds the same graph without it
+and takes the key, if any, from its own environment.
+
+Where data and artefacts live on a cluster (pods are ephemeral, nothing on the submitting
+machine exists there): `storage="pvc"` mounts the PersistentVolumeClaim named by the
+`pvc_name` parameter at `PVC_MOUNT` in every step, and `data_dir`/`registry_root` are paths
+under it; `storage="object"` mounts nothing and they are s3:// / gs:// / minio:// URIs
+(read and written through fsspec). Milvus is always a server URI on a cluster.
 """
 
 import hashlib
@@ -31,6 +38,26 @@ SECRET_NAME = "newsrec-embedding-api"
 SECRET_KEY = "api-key"
 SECRET_ENV = "OPENAI_API_KEY"
 IO_RETRIES = 3  # steps that call remote services or write shared stores
+PVC_MOUNT = "/mnt/newsrec"  # where storage="pvc" mounts the data volume in every step
+DEFAULT_PVC = "newsrec-data"  # the claim helm/newsrec creates (pipelineStorage.enabled)
+STORAGE_MODES = ("pvc", "object")
+# Requests/limits per step (CPU cores, memory). Torch steps (embed, towers, ranker) need the
+# most; limits above requests leave room for a peak without reserving it on the node.
+RESOURCES: dict[str, tuple[str, str, str, str]] = {
+    # step: (cpu request, cpu limit, memory request, memory limit)
+    "ingest": ("500m", "1", "1Gi", "2Gi"),
+    "embed": ("2", "4", "4Gi", "8Gi"),
+    "graph": ("1", "2", "2Gi", "4Gi"),
+    "towers": ("4", "8", "8Gi", "16Gi"),
+    "ranker": ("2", "4", "4Gi", "8Gi"),
+    "evaluate": ("1", "2", "4Gi", "8Gi"),
+    "index": ("500m", "1", "2Gi", "4Gi"),
+    "publish": ("250m", "1", "512Mi", "1Gi"),
+}
+# Steps that may run again after a pod failure without harm: ingest re-copies, embed resumes
+# from its cache, index is idempotent per (alias, version, input), publish re-uploads the
+# same bytes. Training steps are not retried: a deterministic OOM would only burn hours.
+RETRIED = ("ingest", "embed", "index", "publish")
 
 
 def _io_step(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -95,9 +122,32 @@ def local_cache_keys(params: dict[str, Any]) -> dict[str, str]:
     return keys
 
 
-def build_pipeline(for_cluster: bool = True, cache_keys: dict[str, str] | None = None) -> Any:
-    """The pipeline function; `for_cluster` wires the Kubernetes secret into the embed step,
-    `cache_keys` (local runs) sets each step's cache key (see `local_cache_keys`)."""
+def _place(tasks: dict[str, dsl.PipelineTask], gpu: str, storage: str, pvc_name: Any) -> None:
+    """Cluster placement: resources per step, the GPU on training, the data volume."""
+    from kfp import kubernetes
+
+    for step, task in tasks.items():
+        cpu_req, cpu_lim, mem_req, mem_lim = RESOURCES[step]
+        task.set_cpu_request(cpu_req).set_cpu_limit(cpu_lim)
+        task.set_memory_request(mem_req).set_memory_limit(mem_lim)
+        if storage == "pvc":
+            kubernetes.mount_pvc(task, pvc_name=pvc_name, mount_path=PVC_MOUNT)
+    if gpu:
+        tasks["towers"].set_accelerator_type(gpu).set_accelerator_limit(1)
+
+
+def build_pipeline(
+    for_cluster: bool = True,
+    cache_keys: dict[str, str] | None = None,
+    storage: str = "pvc",
+    gpu: str = "",
+) -> Any:
+    """The pipeline function; `for_cluster` wires the Kubernetes secret, resources and (under
+    `storage="pvc"`) the data volume into the steps; `gpu` (an accelerator type such as
+    `nvidia.com/gpu`) gives the training step one GPU; `cache_keys` (local runs) sets each
+    step's cache key (see `local_cache_keys`)."""
+    if storage not in STORAGE_MODES:
+        raise ValueError(f"storage {storage!r}: choose one of {', '.join(STORAGE_MODES)}")
 
     @dsl.pipeline(name=PIPELINE_NAME, description="MIND data to a registered model and a Milvus collection")
     def newsrec_pipeline(
@@ -122,19 +172,18 @@ def build_pipeline(for_cluster: bool = True, cache_keys: dict[str, str] | None =
         max_entities: int = 8,
         set_current: bool = True,
         config_json: str = "{}",
+        pvc_name: str = DEFAULT_PVC,
     ) -> dsl.Artifact:
-        ingest = _io_step(
-            ingest_data(data_dir=data_dir, data_fingerprint=data_fingerprint, max_bad_share=max_bad_share)
+        ingest = ingest_data(
+            data_dir=data_dir, data_fingerprint=data_fingerprint, max_bad_share=max_bad_share
         )
         ingest.set_display_name("validate + ingest")
-        embed = _io_step(
-            embed_news(
-                dataset=ingest.outputs["dataset"],
-                provider=embedding_provider,
-                model=embedding_model,
-                base_url=embedding_base_url,
-                dimensions=embedding_dimensions,
-            )
+        embed = embed_news(
+            dataset=ingest.outputs["dataset"],
+            provider=embedding_provider,
+            model=embedding_model,
+            base_url=embedding_base_url,
+            dimensions=embedding_dimensions,
         )
         embed.set_display_name("embed news")
         if for_cluster:
@@ -160,35 +209,35 @@ def build_pipeline(for_cluster: bool = True, cache_keys: dict[str, str] | None =
         ranker.set_display_name("train ranker")
         ev = evaluate(dataset=ingest.outputs["dataset"], run=ranker.outputs["run"], split=eval_split)
         ev.set_display_name("evaluate")
-        index = _io_step(
-            build_index(
-                dataset=ingest.outputs["dataset"],
-                run=ranker.outputs["run"],
-                milvus_uri=milvus_uri,
-                model_name=model_name,
-                model_version=model_version,
-                index_type=index_type,
-            )
+        index = build_index(
+            dataset=ingest.outputs["dataset"],
+            run=ranker.outputs["run"],
+            milvus_uri=milvus_uri,
+            model_name=model_name,
+            model_version=model_version,
+            index_type=index_type,
         )
         index.set_display_name("build Milvus collection")
-        pub = _io_step(
-            publish_model(
-                run=ranker.outputs["run"],
-                evaluation=ev.outputs["evaluation"],
-                embeddings=embed.outputs["embeddings"],
-                index_info=index.outputs["index_info"],
-                registry_root=registry_root,
-                model_name=model_name,
-                model_version=model_version,
-                config_json=config_json,
-                set_current=set_current,
-            )
+        pub = publish_model(
+            run=ranker.outputs["run"],
+            evaluation=ev.outputs["evaluation"],
+            embeddings=embed.outputs["embeddings"],
+            index_info=index.outputs["index_info"],
+            registry_root=registry_root,
+            model_name=model_name,
+            model_version=model_version,
+            config_json=config_json,
+            set_current=set_current,
         )
         pub.set_display_name("publish to registry")
         tasks = {"ingest": ingest, "embed": embed, "graph": graph, "towers": towers}
         tasks.update({"ranker": ranker, "evaluate": ev, "index": index, "publish": pub})
         for step, task in tasks.items():
             task.set_caching_options(enable_caching=True, cache_key=(cache_keys or {}).get(step))
+            if step in RETRIED:
+                _io_step(task)
+        if for_cluster:
+            _place(tasks, gpu, storage, pvc_name)
         return pub.outputs["manifest"]
 
     return newsrec_pipeline

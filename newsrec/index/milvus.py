@@ -41,8 +41,13 @@ from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
 from newsrec.progress import progress_bar
 
 META_COLLECTION = "newsrec_meta"
-INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
+# HNSW needs a Milvus server: Milvus Lite 2.5.1 builds only FLAT, IVF_FLAT and AUTOINDEX.
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
+LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 MAX_TOPK = 16384
+# After an upsert through this index, its searches on a server are Strong for this long
+# (longer than Milvus' default Bounded staleness of a few seconds), then Bounded again.
+READ_YOUR_WRITES_S = 10.0
 _OUTPUT_FIELDS = ["category", "subcategory", "published_at", "model_version"]
 _STR_LEN = 256
 # gRPC codes meaning "Milvus did not answer" (down, restarting, or too slow), as opposed to
@@ -75,16 +80,27 @@ class IndexSpec:
     index_type: str = "FLAT"
     nlist: int = 1024  # IVF_FLAT: number of clusters
     nprobe: int = 64  # IVF_FLAT: clusters scanned per query
+    m: int = 16  # HNSW: graph degree
+    ef_construction: int = 200  # HNSW: candidate list while building
+    ef: int = 128  # HNSW: candidate list while searching (raised to k: Milvus requires ef >= k)
 
     def __post_init__(self) -> None:
         if self.index_type not in INDEX_TYPES:
             raise InvalidInput(f"index type {self.index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
 
     def build_params(self) -> dict[str, Any]:
-        return {"nlist": self.nlist} if self.index_type == "IVF_FLAT" else {}
+        if self.index_type == "IVF_FLAT":
+            return {"nlist": self.nlist}
+        if self.index_type == "HNSW":
+            return {"M": self.m, "efConstruction": self.ef_construction}
+        return {}
 
-    def search_params(self) -> dict[str, Any]:
-        params = {"nprobe": self.nprobe} if self.index_type == "IVF_FLAT" else {}
+    def search_params(self, k: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.index_type == "IVF_FLAT":
+            params = {"nprobe": self.nprobe}
+        elif self.index_type == "HNSW":
+            params = {"ef": max(self.ef, k)}
         return {"metric_type": "IP", "params": params}
 
 
@@ -135,6 +151,11 @@ class MilvusIndex:
         self.uri = uri
         self.lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
         self.spec = spec or IndexSpec()
+        if self.lite and self.spec.index_type not in LITE_INDEX_TYPES:
+            raise InvalidInput(
+                f"index type {self.spec.index_type}: {self.spec.index_type} needs a Milvus server "
+                f"(http://host:19530); Milvus Lite builds {', '.join(LITE_INDEX_TYPES)}"
+            )
         self.keep_versions = max(1, keep_versions)  # the previous version stays for in-flight readers
         self.batch_size = batch_size
         self.alias_ttl_s = alias_ttl_s
@@ -147,6 +168,13 @@ class MilvusIndex:
         self._alias_cache: dict[str, tuple[str, float]] = {}
         self._flips = 0  # bumped by every alias flip in this process; guards the cache
         self._meta_ready = False
+        # Searches on a server: Bounded consistency, except shortly after this process wrote
+        # to the alias (an upsert), when they are Strong so the write is visible at once.
+        # Strong on every search waited for the next time tick: ~200 ms p50 (measured,
+        # bench/retrieval_server.py). (pymilvus' Session level tracks writes per collection
+        # name, and searches go through the alias: it did not see the upsert.)
+        # Lite has no time ticks: left at the collection's level.
+        self._last_write: dict[str, float] = {}
 
     @classmethod
     def from_uri(cls, uri: str, **kwargs: Any) -> MilvusIndex:
@@ -190,7 +218,6 @@ class MilvusIndex:
         unreachable Milvus is retried with a short back-off for at most `timeout_s`.
         Errors that are answers (bad request, missing collection) pass through unchanged.
         """
-        fn = getattr(self.client, method)
         start = time.monotonic()
         deadline = start + (self.build_timeout_s if slow else self.timeout_s)
         retry_until = min(deadline, start + self.timeout_s)
@@ -198,16 +225,31 @@ class MilvusIndex:
         while True:
             left = max(deadline - time.monotonic(), 0.001)
             try:
+                fn = getattr(self.client, method)
                 if method in _SCHEMA_CACHED:
                     self._cache_schema(args[0], left)
                 return fn(*args, timeout=left, retry_times=0, **kwargs)
             except Exception as exc:
-                if not _unreachable(exc):
+                if type(exc).__name__ == "ConnectionNotExistException":
+                    # pymilvus dropped its connection (seen after a server restart): every later
+                    # call would fail with "should create connection first". Reconnect.
+                    self._reset_client()
+                elif not _unreachable(exc):
                     raise
                 if time.monotonic() + back_off >= retry_until:
                     raise _unavailable(exc, f"{method} on {self.uri}", start) from exc
             time.sleep(back_off)
             back_off = min(2 * back_off, 0.5)
+
+    def _reset_client(self) -> None:
+        """Forget the client (closing what is left of it); the next call builds a new one."""
+        with self._lock:
+            old, self._client, self._meta_ready = self._client, None, False
+        try:
+            if old is not None:
+                old.close()
+        except Exception:  # a half-dead client may fail to close; it is dropped anyway
+            pass
 
     def _cache_schema(self, coll: str, timeout: float) -> None:
         """Put the schema of `coll` in pymilvus' schema cache with a bounded describe.
@@ -278,7 +320,12 @@ class MilvusIndex:
                 target = str(self._call("describe_alias", alias)["collection_name"])
             except Unavailable:
                 raise  # a dead server is not a missing alias (that would trigger a rebuild)
-            except Exception:
+            except Exception as exc:
+                # Only "alias not found" is a missing alias; any other answer (a server still
+                # recovering after a restart, a permission error) must not look like one,
+                # or a caller would rebuild (or a mirror give up on) a collection that exists.
+                if "not found" not in str(exc) and "not exist" not in str(exc):
+                    raise Unavailable(f"describe_alias {alias} on {self.uri}: {exc}") from exc
                 target = None
         if not target:
             raise NotFound(f"Milvus alias {alias!r} does not exist at {self.uri} (no version built yet?)")
@@ -331,6 +378,7 @@ class MilvusIndex:
             try:
                 self._insert(coll, records)
                 self._call("flush", coll, slow=True)
+                self._wait_indexed(coll, len(records))
                 self._call("load_collection", coll, slow=True)
                 self._check(coll, records)
             except BaseException:
@@ -368,6 +416,28 @@ class MilvusIndex:
             consistency_level="Strong",
             slow=True,
         )
+
+    def _wait_indexed(self, coll: str, rows: int) -> None:
+        """Wait (up to `build_timeout_s`) until a server has indexed every row of `coll`.
+
+        A Milvus server builds the index of flushed segments asynchronously and meanwhile
+        searches them brute force: flipping the alias before the index is done would serve
+        a new version at exact-scan cost (and an HNSW build would never be measured).
+        Milvus Lite indexes synchronously and reports no row counts: nothing to wait for."""
+        if self.lite:
+            return
+        deadline = time.monotonic() + self.build_timeout_s
+        while True:
+            info = self._call("describe_index", coll, "vector", slow=True) or {}
+            indexed, pending = info.get("indexed_rows"), info.get("pending_index_rows")
+            if indexed is None or (int(indexed) >= rows and not int(pending or 0)):
+                return
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"collection {coll}: index not built within {self.build_timeout_s:.0f} s "
+                    f"({indexed}/{rows} rows indexed)"
+                )
+            time.sleep(0.2)
 
     def _insert(self, coll: str, records: Sequence[NewsRecord]) -> None:
         bar = progress_bar(total=len(records), desc=f"insert {coll}", unit="row", enabled=self.progress)
@@ -416,6 +486,7 @@ class MilvusIndex:
         coll = self.resolve_alias(alias)
         _check_records(records)
         self._call("upsert", coll, [_row(r) for r in records])
+        self._last_write[sanitize(alias)] = time.monotonic()
 
     def search(
         self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None
@@ -427,7 +498,11 @@ class MilvusIndex:
             raise InvalidInput(f"query vectors must have shape (n, dim), got {vectors.shape}")
         expr = filter_expr(filters)
         if not self.lite:
-            return self._search(alias, vectors, k, expr)  # the server resolves its alias atomically
+            wrote = time.monotonic() - self._last_write.get(alias, -1e9) < READ_YOUR_WRITES_S
+            level = "Strong" if wrote else "Bounded"
+            return self._search(
+                alias, vectors, k, expr, level=level
+            )  # the server resolves its alias atomically
         coll = self.resolve_alias(alias)
         try:
             return self._search(coll, vectors, k, expr)
@@ -447,7 +522,7 @@ class MilvusIndex:
         return HitColumns.from_hits(self.search(alias, np.asarray(vector)[None, :], k, filters)[0])
 
     def _search(
-        self, coll: str, vectors: np.ndarray, k: int, expr: str, slow: bool = False
+        self, coll: str, vectors: np.ndarray, k: int, expr: str, slow: bool = False, level: str = ""
     ) -> list[list[SearchHit]]:
         res = self._call(
             "search",
@@ -456,8 +531,9 @@ class MilvusIndex:
             limit=k,
             filter=expr,
             output_fields=_OUTPUT_FIELDS,
-            search_params=self.spec.search_params(),
+            search_params=self.spec.search_params(k),
             slow=slow,
+            **({"consistency_level": level} if level else {}),
         )
         return [
             [

@@ -36,10 +36,10 @@ STEP_OF_TASK = {
 }
 
 
-def _compile(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+def _compile(tmp_path: Path, env: dict[str, str] | None = None, *flags: str) -> dict[str, Any]:
     out = tmp_path / "pipeline.yaml"
     proc = subprocess.run(
-        [sys.executable, "-c", "from pipelines.cli import app; app()", "compile", "--out", str(out)],
+        [sys.executable, "-c", "from pipelines.cli import app; app()", "compile", "--out", str(out), *flags],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -132,7 +132,8 @@ def kfp_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 def test_submit_sends_compiled_pipeline_and_parameters(kfp_server: tuple[str, list[dict[str, Any]]]) -> None:
     host, log = kfp_server
     args = ["submit", "--host", host, "--data", "s3://bucket/mind", "--milvus-uri", "http://milvus:19530"]
-    args += ["--registry-root", "/mnt/registry", "--experiment", "nightly", "--run-name", "r1"]
+    args += ["--registry-root", "s3://bucket/registry", "--experiment", "nightly", "--run-name", "r1"]
+    args += ["--storage", "object", "--data-fingerprint", "f00d"]
     args += ["--epochs", "5", "--embedding-provider", "openai", "--embedding-model", "text-embedding-3-small"]
     result = CliRunner().invoke(app, args, env={"KFP_TOKEN": ""})
     assert result.exit_code == 0, result.output
@@ -143,6 +144,7 @@ def test_submit_sends_compiled_pipeline_and_parameters(kfp_server: tuple[str, li
     assert run["display_name"] == "r1" and run["experiment_id"] == "exp-1"
     params = run["runtime_config"]["parameters"]
     assert params["data_dir"] == "s3://bucket/mind" and params["epochs"] == 5
+    assert params["data_fingerprint"] == "f00d"  # the content hash is part of the cache key
     assert params["embedding_provider"] == "openai" and params["milvus_uri"] == "http://milvus:19530"
     assert params["model_version"].startswith("v") and len(params["model_version"]) == 11
     assert json.loads(params["config_json"])["embedding_model"] == "text-embedding-3-small"
@@ -161,3 +163,111 @@ def test_submit_rejects_bad_host() -> None:
         app, ["submit", "--host", "cluster:8080", "--data", "d", "--milvus-uri", "m", "--registry-root", "r"]
     )
     assert result.exit_code != 0 and "must start with http" in result.output
+
+
+def _executors(got: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    containers = {k: v["container"] for k, v in got["spec"]["deploymentSpec"]["executors"].items()}
+    platform = got["platform"].get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {})
+    return containers, platform.get("executors", {})
+
+
+def _no_local_paths(got: dict[str, Any]) -> None:
+    """Nothing in the IR names a path of the submitting machine (the repo, the venv, /tmp, home)."""
+    text = yaml.safe_dump(got)
+    for local in {str(ROOT), sys.prefix, str(Path.home()), "/tmp/"}:
+        assert local not in text, f"the IR names {local}, which exists only on this machine"
+    defaults = got["spec"]["root"]["inputDefinitions"]["parameters"]
+    for name in ("data_dir", "registry_root", "milvus_uri"):
+        assert "defaultValue" not in defaults[name], f"{name} must be given per run"
+
+
+def test_compiled_ir_pvc_mode_mounts_the_claim_and_sets_resources_everywhere(tmp_path: Path) -> None:
+    got = _compile(tmp_path, None, "--gpu", "nvidia.com/gpu")
+    containers, platform = _executors(got)
+    assert set(containers) == {f"exec-{n}" for n in COMPONENT_NAMES}
+    for name, container in containers.items():
+        res = container["resources"]
+        for key in ("cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"):
+            assert res.get(key), f"{name}: no {key}"
+        assert res["cpuLimit"] >= res["cpuRequest"] and res["memoryLimit"] >= res["memoryRequest"]
+        mounts = platform[name]["pvcMount"]
+        assert len(mounts) == 1 and mounts[0]["mountPath"] == "/mnt/newsrec", name
+        claim = mounts[0].get("pvcNameParameter") or mounts[0].get("taskOutputParameter") or mounts[0]
+        assert "pvc_name" in json.dumps(claim), f"{name}: the claim is not the pvc_name parameter"
+    towers, ingest = containers["exec-train-two-tower"], containers["exec-ingest-data"]
+    assert towers["resources"]["memoryLimit"] > ingest["resources"]["memoryLimit"]  # torch steps get more
+    assert containers["exec-embed-news"]["resources"]["cpuLimit"] > ingest["resources"]["cpuLimit"]
+    acc = towers["resources"]["accelerator"]
+    assert acc["resourceType"] == "nvidia.com/gpu" and int(acc["resourceCount"]) == 1
+    assert not any(
+        "accelerator" in c["resources"] for n, c in containers.items() if n != "exec-train-two-tower"
+    )
+    params = got["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert params["pvc_name"]["defaultValue"] == "newsrec-data"
+    _no_local_paths(got)
+    # the KFP UI gets headline metrics and an HTML report (plots inlined) from evaluate
+    outs = got["spec"]["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
+    assert outs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    assert outs["html_report"]["artifactType"]["schemaTitle"] == "system.HTML"
+
+
+def test_compiled_ir_object_mode_mounts_nothing(tmp_path: Path) -> None:
+    got = _compile(tmp_path, None, "--storage", "object")
+    containers, platform = _executors(got)
+    assert all("resources" in c for c in containers.values())
+    assert not any("pvcMount" in e for e in platform.values())
+    assert not any("accelerator" in c["resources"] for c in containers.values())  # no --gpu
+    _no_local_paths(got)
+
+
+def test_compile_help_documents_the_image_and_storage() -> None:
+    out = CliRunner().invoke(app, ["compile", "--help"], env={"COLUMNS": "200"}).output
+    assert "NEWSREC_IMAGE" in out and "--storage" in out and "--gpu" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "why"),
+    [
+        (["--storage", "object", "--data", "/home/me/mind", "--registry-root", "s3://b/r"], "needs s3://"),
+        (
+            ["--storage", "pvc", "--data", "/home/me/mind", "--registry-root", "/mnt/newsrec/r"],
+            "/mnt/newsrec/",
+        ),
+        (
+            ["--storage", "pvc", "--data", "/mnt/newsrec/mind", "--registry-root", "/mnt/newsrec/r"],
+            "Milvus server",
+        ),
+    ],
+)
+def test_submit_rejects_locations_a_pod_cannot_see(
+    kfp_server: tuple[str, list[dict[str, Any]]], flags: list[str], why: str
+) -> None:
+    host, log = kfp_server
+    milvus = "/tmp/m.db" if why == "Milvus server" else "http://milvus:19530"
+    result = CliRunner().invoke(
+        app, ["submit", "--host", host, "--milvus-uri", milvus, *flags], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code != 0 and why in result.output, result.output
+    assert not log  # nothing reached the cluster
+
+
+def test_submit_pvc_mode_passes_the_claim(kfp_server: tuple[str, list[dict[str, Any]]]) -> None:
+    host, log = kfp_server
+    args = [
+        "submit",
+        "--host",
+        host,
+        "--data",
+        "/mnt/newsrec/mind",
+        "--registry-root",
+        "/mnt/newsrec/registry",
+    ]
+    args += ["--milvus-uri", "http://milvus:19530", "--pvc-name", "team-data"]
+    result = CliRunner().invoke(app, args, env={"KFP_TOKEN": ""})
+    assert result.exit_code == 0, result.output
+    run = next(r for r in log if r["method"] == "POST" and r["path"].startswith("/apis/v2beta1/runs"))["body"]
+    assert run["runtime_config"]["parameters"]["pvc_name"] == "team-data"
+    executors = run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"][
+        "executors"
+    ]
+    assert all(e["pvcMount"][0]["mountPath"] == "/mnt/newsrec" for e in executors.values())
