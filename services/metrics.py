@@ -47,6 +47,11 @@ DEGRADED_REASONS = (
     "ranker_unavailable",
     "cache_unavailable",
     "index_stale",
+    # a stage that refused the request (INVALID_ARGUMENT, FAILED_PRECONDITION...): a bug or
+    # a version mismatch, not an outage (services/gateway.py `stage_reason`)
+    "user_encoder_rejected",
+    "retrieval_rejected",
+    "ranker_rejected",
 )
 CACHE_RESULTS = ("hit", "miss", "error")
 ASSIGNMENTS = ("hash", "forced")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import hand_made_news, read_json, write_news
+from embed_helpers import hand_made_news, read_json, write_news
 
 from newsrec.data import read_news
 from newsrec.embed.config import PrecomputeConfig

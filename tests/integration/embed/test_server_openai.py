@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import openai
 import pytest
-from conftest import hand_made_news, read_json, write_news
+from embed_helpers import hand_made_news, read_json, write_news
 from faulty_server import FaultPlan, text_hash
 from faulty_server import FaultyEmbeddingServer as EmbeddingHTTPServer
 

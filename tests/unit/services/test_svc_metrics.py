@@ -96,6 +96,12 @@ def test_every_reason_the_code_counts_is_started_at_zero() -> None:
         text = path.read_text()
         found |= set(re.findall(r'\bdegrade\("([a-z_]+)"', text))
         found |= set(re.findall(r'^[A-Z_]+ = "([a-z_]+_(?:unavailable|stale))"$', text, re.M))
+        if 'f"{stage}_rejected"' in text:  # gateway.stage_reason: both outcomes of each stage
+            found |= {
+                f"{s}_{o}"
+                for s in ("user_encoder", "retrieval", "ranker")
+                for o in ("rejected", "unavailable")
+            }
     assert {"ranker_unavailable", "index_stale", "cache_unavailable"} <= found  # the scan works
     assert found <= set(DEGRADED_REASONS), found - set(DEGRADED_REASONS)
 
