@@ -25,7 +25,7 @@ def publish_model(
     from pathlib import Path
 
     from newsrec.models.artifact import verify_serving
-    from newsrec.registry import is_remote, publish_to
+    from newsrec.registry import is_remote, publish
 
     run_dir = Path(run.path) / str(run.metadata["run_subdir"])
     verify_serving(run_dir / "serving")  # never publish a partial or edited artifact
@@ -36,7 +36,7 @@ def publish_model(
         for key in ("auc", "mrr", "ndcg5", "ndcg10")
     }
     emb = embeddings.metadata
-    m = publish_to(
+    m = publish(
         registry_root,
         model_name,
         model_version,

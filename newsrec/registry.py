@@ -291,23 +291,6 @@ def _same_content(a: Manifest, b: Manifest) -> bool:
     return a.model_dump(exclude=skip) == b.model_dump(exclude=skip)
 
 
-def publish(
-    registry_root: Path | str,
-    name: str,
-    version: str,
-    artifacts: dict[str, Path],
-    config: dict[str, Any],
-    metrics: dict[str, float],
-    embedding: EmbeddingInfo | dict[str, Any],
-    index_info: IndexInfo | dict[str, Any] | None = None,
-    set_current: bool = False,
-) -> Manifest:
-    """Function form of `Registry(registry_root).publish(...)`."""
-    return Registry(registry_root).publish(
-        name, version, artifacts, config, metrics, embedding, index_info, set_current
-    )
-
-
 def verify_artifact_dir(directory: Path) -> bool:
     """Verify a directory artifact of a registry version by that version's checksums.
     False when `directory` is not one (then nothing was checked); DataError when it fails.
@@ -377,8 +360,8 @@ def remote_fingerprint(uri: str) -> str:
     return h.hexdigest()[:16]
 
 
-def publish_to(
-    registry_root: str,
+def publish(
+    registry_root: Path | str,
     name: str,
     version: str,
     artifacts: dict[str, Path],
@@ -388,19 +371,19 @@ def publish_to(
     index_info: IndexInfo | dict[str, Any] | None = None,
     set_current: bool = False,
 ) -> Manifest:
-    """`publish` into a local path or an object-store registry root.
+    """`Registry(root).publish(...)` into a local path or an object-store registry root.
 
     Remote: the version is published into a scratch local registry (checksums, manifest),
     then its directory is uploaded to ROOT/models/<name>/<version>/, and CURRENT is written
     last, so a reader that follows CURRENT finds a complete version. Re-publishing the same
     version uploads the same bytes again (idempotent)."""
     if not is_remote(registry_root):
-        return publish(
-            registry_root, name, version, artifacts, config, metrics, embedding, index_info, set_current
+        return Registry(registry_root).publish(
+            name, version, artifacts, config, metrics, embedding, index_info, set_current
         )
-    fs, root = _fs(registry_root)
+    fs, root = _fs(str(registry_root))
     with tempfile.TemporaryDirectory(prefix="newsrec-registry-") as tmp:
-        m = publish(tmp, name, version, artifacts, config, metrics, embedding, index_info, set_current=False)
+        m = Registry(tmp).publish(name, version, artifacts, config, metrics, embedding, index_info)
         vdir = m.version_dir()
         remote_vdir = f"{root}/models/{name}/{version}"
         for f in sorted(p for p in vdir.rglob("*") if p.is_file()):

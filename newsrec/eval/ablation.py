@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
+from newsrec.data.types import MindSplit  # noqa: E402
 from newsrec.eval.baselines import BASELINES  # noqa: E402
 from newsrec.eval.evaluate import PER_IMPRESSION, EvalConfig, evaluate_run, load_values  # noqa: E402
 from newsrec.eval.paired import compare_to_best, write_json  # noqa: E402
@@ -100,16 +101,17 @@ def _previous_rows(out: Path, config: AblationConfig) -> list[dict[str, Any]]:
     old = json.loads(path.read_text())
     if old.get("settings") != _settings(config):
         raise ValueError(f"{path}: written with other settings {old.get('settings')}; use another --out")
-    rerun = set(config.variants) | ({"ranker", *BASELINES} if set(FULL) & set(config.variants) else set())
+    ranker_again = set(FULL) & set(config.variants) or "ranker" in config.variants
+    rerun = set(config.variants) | ({"ranker", *BASELINES} if ranker_again else set())
     return [r for r in old.get("runs", []) if r["name"] not in rerun]
 
 
 def run_ablation(config: AblationConfig) -> dict[str, Any]:
     """Train + evaluate every variant; write `ablation.json`, `ablation.md`, `ablation.png`.
     Rows of an earlier run into the same OUT with the same settings are kept."""
-    unknown = set(config.variants) - set(VARIANTS)
+    unknown = set(config.variants) - set(VARIANTS) - {"ranker"}
     if unknown:
-        raise ValueError(f"unknown ablation variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+        raise ValueError(f"unknown ablation variants {sorted(unknown)}; choose from {[*VARIANTS, 'ranker']}")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings(config)
@@ -118,7 +120,7 @@ def run_ablation(config: AblationConfig) -> dict[str, Any]:
         raise ValueError("variants with the llm modality need embeddings")
     inputs = load_inputs(config.data, config.embeddings)
     evals: dict[str, dict[str, Any]] = {}
-    for name in config.variants:
+    for name in (v for v in config.variants if v in VARIANTS):
         use_id, use_llm, use_gnn, fusion = VARIANTS[name]
         mcfg = ModelConfig(
             output_dim=config.output_dim,
@@ -143,44 +145,54 @@ def run_ablation(config: AblationConfig) -> dict[str, Any]:
             ),
             inputs,
         )
-        evals[name] = evaluate_run(
-            EvalConfig(
-                run=run_dir,
-                data=config.data,
-                out=run_dir / "eval",
-                max_impressions=config.eval_impressions,
-                seed=config.seed,
-                progress=config.progress,
-            ),
-            inputs.splits,
-        )
+        evals[name] = _evaluate(config, run_dir, "eval", inputs.splits)
         ev_dir = run_dir / "eval"
         rows.append(
             _row(name, evals[name]["scorers"]["two_tower"], evals[name]["retrieval"], ev_dir, "two_tower")
         )
         _save(out, rows, settings)
-    full = [n for n in FULL if n in evals]
-    if full:
-        best = max(full, key=lambda n: evals[n]["scorers"]["two_tower"]["auc"])
+    best = _ranker_base(out, rows, evals, "ranker" in config.variants)
+    if best is not None:
         run_dir = out / "runs" / best
         train_ranker(RankerConfig(run=run_dir, data=config.data, seed=config.seed), inputs.splits)
-        ev = evaluate_run(
-            EvalConfig(
-                run=run_dir,
-                data=config.data,
-                out=run_dir / "eval-ranker",
-                max_impressions=config.eval_impressions,
-                seed=config.seed,
-                progress=config.progress,
-            ),
-            inputs.splits,
-        )
+        ev = _evaluate(config, run_dir, "eval-ranker", inputs.splits)
         ev_dir = run_dir / "eval-ranker"
         rows.append(
             {**_row("ranker", ev["scorers"]["ranker"], ev["retrieval"], ev_dir, "ranker"), "base": best}
         )
         rows.extend(_row(b, ev["scorers"][b], None, ev_dir, b) for b in BASELINES if b in ev["scorers"])
     return _save(out, rows, settings)
+
+
+def _ranker_base(
+    out: Path, rows: list[dict[str, Any]], evals: dict[str, dict[str, Any]], asked: bool
+) -> str | None:
+    """The full-model run the ranker is trained on: the best by AUC among the full variants
+    trained now, or, with `--variant ranker` alone, among those an earlier invocation left
+    in OUT (so the ranker can be retrained without retraining the towers)."""
+    auc = {n: e["scorers"]["two_tower"]["auc"] for n, e in evals.items() if n in FULL}
+    if not auc and asked:
+        auc = {r["name"]: r["auc"] for r in rows if r["name"] in FULL and (out / "runs" / r["name"]).is_dir()}
+        if not auc:
+            raise ValueError(f"--variant ranker: no full-model run in {out}; run one of {list(FULL)} first")
+    return max(auc, key=lambda n: auc[n]) if auc else None
+
+
+def _evaluate(
+    config: AblationConfig, run_dir: Path, out_name: str, splits: dict[str, MindSplit]
+) -> dict[str, Any]:
+    """Evaluate `run_dir` into `run_dir/out_name` with the ablation's shared settings."""
+    return evaluate_run(
+        EvalConfig(
+            run=run_dir,
+            data=config.data,
+            out=run_dir / out_name,
+            max_impressions=config.eval_impressions,
+            seed=config.seed,
+            progress=config.progress,
+        ),
+        splits,
+    )
 
 
 def _comparison(rows: list[dict[str, Any]]) -> dict[str, Any]:
