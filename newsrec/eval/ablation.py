@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 from newsrec.data.types import MindSplit  # noqa: E402
 from newsrec.eval.baselines import BASELINES  # noqa: E402
 from newsrec.eval.evaluate import PER_IMPRESSION, EvalConfig, evaluate_run, load_values  # noqa: E402
-from newsrec.eval.paired import compare_to_best, write_json  # noqa: E402
+from newsrec.eval.paired import compare_to_best, paired_diff, write_json  # noqa: E402
 from newsrec.eval.report import comparison_lines  # noqa: E402
 from newsrec.models.towers import ModelConfig  # noqa: E402
 from newsrec.train.config import RankerConfig, TrainConfig  # noqa: E402
@@ -43,6 +43,7 @@ VARIANTS: dict[str, tuple[bool, bool, bool, str]] = {
     "fusion-concat": (True, True, True, "concat"),
 }
 FULL = ("id+llm+gnn", "fusion-attention", "fusion-gate", "fusion-concat")
+FUSION_PARTS = ("id", "id+llm")  # what the full model must not fall below (fusion_check)
 
 
 class AblationConfig(BaseModel):
@@ -209,7 +210,24 @@ def _comparison(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"best_baseline": None, "pairs": {}, "verdict": "rows scored different impressions"}
     means = {r["name"]: r["auc"] for r in rows if r["name"] in values}
     models = [r["name"] for r in rows if r.get("kind", "model") == "model"]
-    return compare_to_best(values, means, models, [r["name"] for r in rows if r.get("kind") == "baseline"])
+    result = compare_to_best(values, means, models, [r["name"] for r in rows if r.get("kind") == "baseline"])
+    return {**result, "fusion_check": fusion_check(values, means)}
+
+
+def fusion_check(values: dict[str, dict[str, Any]], means: dict[str, float | None]) -> dict[str, Any] | None:
+    """Does the full model keep what its parts have? Paired AUC of `id+llm+gnn` against
+    the better of `id` and `id+llm` (issue 16: it must not trail by more than 1 SE), and
+    the ranker's MRR against the towers it ranks for (it must not fall below)."""
+    parts = [p for p in FUSION_PARTS if means.get(p) is not None and p in values]
+    if "id+llm+gnn" not in values or not parts:
+        return None
+    best = max(parts, key=lambda p: float(means[p] or 0.0))
+    d = paired_diff(values["id+llm+gnn"]["auc"], values[best]["auc"])
+    holds = d["diff"] is not None and d["diff"] >= -(d["se"] or 0.0)
+    out: dict[str, Any] = {"full": "id+llm+gnn", "best_part": best, "auc": d, "holds": holds}
+    if "ranker" in values:
+        out["ranker_vs_full_mrr"] = paired_diff(values["ranker"]["mrr"], values["id+llm+gnn"]["mrr"])
+    return out
 
 
 def _save(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
@@ -232,10 +250,27 @@ def _save(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any]) -> di
             _f(r.get("recall50")),
         ]
         lines.append(f"| {r['name']} | {r.get('kind', 'model')} | " + " | ".join(cells) + " |")
-    lines += ["", *comparison_lines(comparison)]
+    lines += ["", *comparison_lines(comparison), *_fusion_lines(comparison.get("fusion_check"))]
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     _plot(out / "ablation.png", rows)
     return result
+
+
+def _fusion_lines(check: dict[str, Any] | None) -> list[str]:
+    if not check:
+        return []
+    d = check["auc"]
+    se = "n/a" if d["se"] is None else f"{d['se']:.4f}"
+    word = "holds" if check["holds"] else "FAILS"
+    lines = [
+        "",
+        f"fusion check ({word}): {check['full']} - {check['best_part']} ΔAUC {d['diff']:+.4f} (SE {se}, "
+        f"n {d['n']}); must not trail by more than 1 SE",
+    ]
+    r = check.get("ranker_vs_full_mrr")
+    if r and r["diff"] is not None:
+        lines.append(f"ranker - {check['full']} ΔMRR {r['diff']:+.4f} (SE {r['se'] or 0:.4f})")
+    return lines
 
 
 def _f(v: Any) -> str:
