@@ -106,6 +106,27 @@ class AuthConfig(_Strict):
         return self
 
 
+class ReconnectConfig(_Strict):
+    """Reconnect back-off of the gateway's backend channels. gRPC's default starts at 1 s and
+    grows 1.6x per failed attempt up to 120 s, so a backend restarted after a few seconds
+    down got its first call 15-45 s after it was serving again."""
+
+    initial_backoff_ms: int = Field(100, ge=1, le=60_000)
+    max_backoff_ms: int = Field(2000, ge=1, le=300_000)
+    # Deadline of one connection attempt (gRPC `min_reconnect_backoff_ms`, default 20 s): a
+    # backend address that swallows packets (a pod gone mid-restart) costs this, not 20 s.
+    connect_timeout_ms: int = Field(5000, ge=100, le=120_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> ReconnectConfig:
+        if self.initial_backoff_ms > self.max_backoff_ms:
+            raise ValueError(
+                f"initial_backoff_ms ({self.initial_backoff_ms}) exceeds"
+                f" max_backoff_ms ({self.max_backoff_ms})"
+            )
+        return self
+
+
 class GatewayConfig(_Strict):
     variants: list[VariantConfig] = Field(default_factory=list)
     salt: str = "newsrec-ab-v1"
@@ -119,6 +140,7 @@ class GatewayConfig(_Strict):
     # Read the user encoder's Redis cache before calling it, and skip that hop on a hit.
     # Only for variants with a pinned model_version (the cache key holds the version).
     user_cache_lookaside: bool = True
+    reconnect: ReconnectConfig = Field(default_factory=lambda: ReconnectConfig.model_validate({}))
 
     @model_validator(mode="after")
     def _check_variants(self) -> GatewayConfig:
