@@ -152,6 +152,24 @@ class GatewayConfig(_Strict):
         return self
 
 
+class RankerConfig(_Strict):
+    """A ranker in its own process learns articles upserted after its model was trained
+    (and re-learns them after its own restart) from retrieval's NewsService.GetNews."""
+
+    # host:port of the variant's retrieval service; None: only the artifact's articles
+    # (and, in `serve --all`, upserts of the shared model) are known.
+    news_source: str | None = None
+    # Deadline of one lookup (bounded by what is left of the Rank call); on failure the
+    # candidates are scored as unknown and lookups pause for `retry_after_seconds`.
+    lookup_timeout_seconds: float = Field(0.05, gt=0, le=10)
+    retry_after_seconds: float = Field(1.0, ge=0, le=600)
+    # An id retrieval does not know is not asked again for this long.
+    miss_ttl_seconds: float = Field(30.0, ge=0, le=3600)
+    # A known upserted article is asked again after this long (it may have been re-upserted).
+    refresh_seconds: float = Field(60.0, gt=0, le=86_400)
+    reconnect: ReconnectConfig = Field(default_factory=lambda: ReconnectConfig.model_validate({}))
+
+
 class ServeConfig(_Strict):
     """Everything one `newsrec serve` process needs."""
 
@@ -195,6 +213,7 @@ class ServeConfig(_Strict):
     tls: TlsConfig = Field(default_factory=lambda: TlsConfig.model_validate({}))
     auth: AuthConfig = Field(default_factory=lambda: AuthConfig.model_validate({}))
     gateway: GatewayConfig = Field(default_factory=lambda: GatewayConfig.model_validate({}))
+    ranker: RankerConfig = Field(default_factory=lambda: RankerConfig.model_validate({}))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -230,6 +249,7 @@ _ENV_FIELDS: dict[str, str] = {
     "NEWSREC_TLS_CLIENT_CA_FILE": "tls.client_ca_file",
     "NEWSREC_TLS_CA_FILE": "tls.ca_file",
     "NEWSREC_TLS_SERVER_NAME": "tls.server_name",
+    "NEWSREC_RANKER_NEWS_SOURCE": "ranker.news_source",
 }
 _ENV_LISTS: dict[str, str] = {"NEWSREC_NEWS_FILES": "news_files"}
 

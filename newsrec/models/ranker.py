@@ -74,6 +74,57 @@ class NewsTable:
     recency: RecencyState | None = None
 
 
+def extend_table(
+    table: NewsTable,
+    vectors: np.ndarray,
+    category: np.ndarray,
+    ent_idx: np.ndarray,
+    first_seen: np.ndarray,
+    text: np.ndarray | None = None,
+) -> None:
+    """Append rows for articles added after training (upserted, cold: no clicks, not known),
+    scored from their content: news-tower vector, category, entities, first-seen time and,
+    when the table has text vectors, their unit text vector (zeros when `text` is None or of
+    another dimension). Co-click and recency state read rows beyond their own as no clicks.
+    Each array becomes a longer view (`_append`): a reader holding the old one, or row
+    numbers from before, sees the same rows."""
+    n = len(vectors)
+    if table.text is not None and len(table.text) == len(table.vectors):
+        rows = np.zeros((n, table.text.shape[1]), np.float32)
+        if text is not None and text.shape == rows.shape:
+            norms = np.linalg.norm(text, axis=1, keepdims=True)
+            rows = (text / np.maximum(norms, 1e-12)).astype(np.float32)
+        table.text = _append(table.text, rows)
+    table.vectors = _append(table.vectors, vectors)
+    table.category = _append(table.category, category)
+    table.ent_idx = _append(table.ent_idx, ent_idx)
+    table.popularity = _append(table.popularity, np.zeros(n, np.float32))
+    table.first_seen = _append(table.first_seen, first_seen)
+    table.known = _append(table.known, np.zeros(n, bool))
+
+
+def _append(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`arr` followed by `rows`, as a prefix view of a buffer with spare rows: appending
+    one row costs a row, not a copy of the table (an artifact of 100k articles is ~180 MB
+    with its text vectors), and the buffer grows by an eighth when full."""
+    n, k = len(arr), len(rows)
+    base = arr.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.dtype == arr.dtype
+        and base.shape[1:] == arr.shape[1:]
+        and len(base) >= n + k
+        and base.ctypes.data == arr.ctypes.data
+        and arr.flags.c_contiguous
+    ):
+        buf = base
+    else:
+        buf = np.empty((n + k + max(64, n // 8), *arr.shape[1:]), dtype=arr.dtype)
+        buf[:n] = arr
+    buf[n : n + k] = rows
+    return buf[: n + k]
+
+
 def ranker_features(
     table: NewsTable,
     user: np.ndarray,
