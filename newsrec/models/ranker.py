@@ -14,6 +14,7 @@ candidates of one list, and a score's scale differs between users.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,23 +107,29 @@ def extend_table(
 def _append(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """`arr` followed by `rows`, as a prefix view of a buffer with spare rows: appending
     one row costs a row, not a copy of the table (an artifact of 100k articles is ~180 MB
-    with its text vectors), and the buffer grows by an eighth when full."""
+    with its text vectors), and the buffer grows by an eighth when full. One writer at a
+    time, always appending to the latest view (`ArtifactModel.add_news` holds a lock)."""
     n, k = len(arr), len(rows)
     base = arr.base
+    # Only a buffer made here, and only from its start: a view into someone else's array
+    # must never have its following rows overwritten.
     if (
         isinstance(base, np.ndarray)
-        and base.dtype == arr.dtype
-        and base.shape[1:] == arr.shape[1:]
+        and _BUFFERS.get(id(base)) is base
         and len(base) >= n + k
         and base.ctypes.data == arr.ctypes.data
-        and arr.flags.c_contiguous
     ):
-        buf = base
+        buf: np.ndarray = base
     else:
         buf = np.empty((n + k + max(64, n // 8), *arr.shape[1:]), dtype=arr.dtype)
         buf[:n] = arr
+        _BUFFERS[id(buf)] = buf
     buf[n : n + k] = rows
     return buf[: n + k]
+
+
+# Buffers `_append` allocated (by id; entries go with their arrays).
+_BUFFERS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
 
 
 def ranker_features(
