@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -292,3 +293,45 @@ def _expected_score(registry: Path, reader: Reader, got: news_pb2.StoredNews, id
     )
     scores = model.rank(np.asarray(reader.vector, np.float32), reader.history, ids)
     return float(scores[ids.index(got.news_id)])
+
+
+def test_ranker_answers_while_retrieval_is_down(upsert_stack: UpsertStack, reader: Reader) -> None:
+    """Retrieval killed: the ranker still scores the upserted articles it has learnt from
+    their content, and an id it cannot look up as unknown, promptly (never an error); the
+    failed lookup shows in `newsrec_ranker_news_lookups_total{result="error"}`."""
+    ids = ["UP-REL", "UP-IRR", UNKNOWN, *reader.history[:2]]
+    before = _rank(upsert_stack, reader, [*ids, "UP-NEVER-1"])  # retrieval: not an upsert
+    upsert_stack.procs["retrieval"].kill()
+    try:
+        t0 = time.monotonic()
+        down = _rank(upsert_stack, reader, [*ids, "UP-NEVER-2"])  # a lookup that fails
+        took = time.monotonic() - t0
+        errors = _lookup_errors(upsert_stack)
+    finally:
+        upsert_stack.procs["retrieval"].start()
+    print(
+        f"\nretrieval down: Rank in {took * 1000:.0f} ms, relevant {down['UP-REL']:.3f},"
+        f" lookup errors {errors}"
+    )
+    assert took < 3.0  # at most one lookup deadline (2 s here), not a hang
+    for news_id in ("UP-REL", "UP-IRR"):
+        assert abs(down[news_id] - before[news_id]) < SCORE_MARGIN, (news_id, before, down)
+    assert abs(down["UP-NEVER-2"] - down[UNKNOWN]) < SCORE_MARGIN and errors >= 1
+    upsert_stack.wait_serving("retrieval")
+
+
+def _lookup_errors(stack: UpsertStack) -> float:
+    """The ranker's `newsrec_ranker_news_lookups_total{result="error"}`, from its /metrics."""
+    import urllib.request
+
+    import yaml
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = yaml.safe_load((stack.root / "ranker.yaml").read_text())["metrics_port"]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "newsrec_ranker_news_lookups_total" and sample.labels.get("result") == "error"
+    )
