@@ -106,6 +106,27 @@ class AuthConfig(_Strict):
         return self
 
 
+class ReconnectConfig(_Strict):
+    """Reconnect back-off of the gateway's backend channels. gRPC's default starts at 1 s and
+    grows 1.6x per failed attempt up to 120 s, so a backend restarted after a few seconds
+    down got its first call 15-45 s after it was serving again."""
+
+    initial_backoff_ms: int = Field(100, ge=1, le=60_000)
+    max_backoff_ms: int = Field(2000, ge=1, le=300_000)
+    # Deadline of one connection attempt (gRPC `min_reconnect_backoff_ms`, default 20 s): a
+    # backend address that swallows packets (a pod gone mid-restart) costs this, not 20 s.
+    connect_timeout_ms: int = Field(5000, ge=100, le=120_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> ReconnectConfig:
+        if self.initial_backoff_ms > self.max_backoff_ms:
+            raise ValueError(
+                f"initial_backoff_ms ({self.initial_backoff_ms}) exceeds"
+                f" max_backoff_ms ({self.max_backoff_ms})"
+            )
+        return self
+
+
 class GatewayConfig(_Strict):
     variants: list[VariantConfig] = Field(default_factory=list)
     salt: str = "newsrec-ab-v1"
@@ -119,6 +140,7 @@ class GatewayConfig(_Strict):
     # Read the user encoder's Redis cache before calling it, and skip that hop on a hit.
     # Only for variants with a pinned model_version (the cache key holds the version).
     user_cache_lookaside: bool = True
+    reconnect: ReconnectConfig = Field(default_factory=lambda: ReconnectConfig.model_validate({}))
 
     @model_validator(mode="after")
     def _check_variants(self) -> GatewayConfig:
@@ -128,6 +150,24 @@ class GatewayConfig(_Strict):
         if self.variants and sum(v.weight for v in self.variants) <= 0:
             raise ValueError("at least one variant needs a positive weight")
         return self
+
+
+class RankerConfig(_Strict):
+    """A ranker in its own process learns articles upserted after its model was trained
+    (and re-learns them after its own restart) from retrieval's NewsService.GetNews."""
+
+    # host:port of the variant's retrieval service; None: only the artifact's articles
+    # (and, in `serve --all`, upserts of the shared model) are known.
+    news_source: str | None = None
+    # Deadline of one lookup (bounded by what is left of the Rank call); on failure the
+    # candidates are scored as unknown and lookups pause for `retry_after_seconds`.
+    lookup_timeout_seconds: float = Field(0.05, gt=0, le=10)
+    retry_after_seconds: float = Field(1.0, ge=0, le=600)
+    # An id retrieval does not know is not asked again for this long.
+    miss_ttl_seconds: float = Field(30.0, ge=0, le=3600)
+    # A known upserted article is asked again after this long (it may have been re-upserted).
+    refresh_seconds: float = Field(60.0, gt=0, le=86_400)
+    reconnect: ReconnectConfig = Field(default_factory=lambda: ReconnectConfig.model_validate({}))
 
 
 class ServeConfig(_Strict):
@@ -173,6 +213,7 @@ class ServeConfig(_Strict):
     tls: TlsConfig = Field(default_factory=lambda: TlsConfig.model_validate({}))
     auth: AuthConfig = Field(default_factory=lambda: AuthConfig.model_validate({}))
     gateway: GatewayConfig = Field(default_factory=lambda: GatewayConfig.model_validate({}))
+    ranker: RankerConfig = Field(default_factory=lambda: RankerConfig.model_validate({}))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -208,6 +249,7 @@ _ENV_FIELDS: dict[str, str] = {
     "NEWSREC_TLS_CLIENT_CA_FILE": "tls.client_ca_file",
     "NEWSREC_TLS_CA_FILE": "tls.ca_file",
     "NEWSREC_TLS_SERVER_NAME": "tls.server_name",
+    "NEWSREC_RANKER_NEWS_SOURCE": "ranker.news_source",
 }
 _ENV_LISTS: dict[str, str] = {"NEWSREC_NEWS_FILES": "news_files"}
 

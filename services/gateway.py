@@ -26,7 +26,7 @@ from newsrec.models.serving import ServingModel
 from services import ab, security
 from services.cache import VectorCache
 from services.catalog import NewsCatalog, NewsInfo, popular_fresh
-from services.config import MAX_HISTORY, GatewayConfig, ServeConfig, VariantConfig
+from services.config import MAX_HISTORY, GatewayConfig, ReconnectConfig, ServeConfig, VariantConfig
 from services.generated.newsrec.v1 import (
     common_pb2,
     ranking_pb2,
@@ -52,6 +52,16 @@ DEADLINE_MARGIN_FRACTION = 0.05
 CHANNEL_OPTIONS = [("grpc.lb_policy_name", "round_robin"), ("grpc.enable_retries", 0)]
 
 
+def channel_options(reconnect: ReconnectConfig) -> list[tuple[str, Any]]:
+    """CHANNEL_OPTIONS plus the configured reconnect back-off (bounded: see ReconnectConfig)."""
+    return [
+        *CHANNEL_OPTIONS,
+        ("grpc.initial_reconnect_backoff_ms", reconnect.initial_backoff_ms),
+        ("grpc.max_reconnect_backoff_ms", reconnect.max_backoff_ms),
+        ("grpc.min_reconnect_backoff_ms", reconnect.connect_timeout_ms),
+    ]
+
+
 @dataclass
 class VariantBackend:
     """Stubs of one variant's services, plus its fallback list."""
@@ -73,11 +83,14 @@ class VariantBackend:
         fallback: list[tuple[NewsInfo, float]],
         user_cache: UserVectorLookaside | None = None,
         make_channel: Callable[[str, Sequence[tuple[str, Any]]], grpc.Channel] | None = None,
+        options: Sequence[tuple[str, Any]] | None = None,
     ) -> VariantBackend:
         """Dial the variant's three services; `make_channel(target, options)` adds TLS and
-        the token (services.security.channel_factory), else plaintext."""
+        the token (services.security.channel_factory), else plaintext. `options` default to
+        CHANNEL_OPTIONS with the default reconnect back-off."""
         make = make_channel or (lambda target, options: grpc.insecure_channel(target, options=options))
-        channels = [make(t, CHANNEL_OPTIONS) for t in (config.user_encoder, config.retrieval, config.ranker)]
+        opts = list(options) if options is not None else channel_options(ReconnectConfig.model_validate({}))
+        channels = [make(t, opts) for t in (config.user_encoder, config.retrieval, config.ranker)]
         return cls(
             config,
             user_encoder_pb2_grpc.UserEncoderServiceStub(channels[0]),
@@ -118,7 +131,8 @@ def backend_for(
     if model is not None:
         lookaside = lookaside_for(section.user_cache_lookaside, variant.model_version, cache, model)
     make_channel = security.channel_factory(config)
-    return VariantBackend.connect(variant, fallback_for(section, catalog), lookaside, make_channel)
+    options = channel_options(section.reconnect)
+    return VariantBackend.connect(variant, fallback_for(section, catalog), lookaside, make_channel, options)
 
 
 # Codes by which a stage refuses the gateway's request rather than fails to answer it: a

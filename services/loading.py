@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from newsrec.errors import InvalidInput, NotFound
+from newsrec.index.articles import StoredArticle
 from newsrec.index.base import NewsRecord, VectorIndex
 from newsrec.models.serving import ServingModel
 from services import gateway, ranker, user_encoder
 from services.cache import LruVectorCache, RedisVectorCache, VectorCache, redis_client
 from services.catalog import NewsCatalog, NewsInfo
 from services.config import CacheConfig, ServeConfig, VariantConfig
+from services.retrieval import remember_upsert
 from services.stack import VariantDeps
 
 log = logging.getLogger("services.loading")
@@ -174,8 +176,37 @@ def load_variant(config: ServeConfig, *, with_provider: bool = True, weight: flo
             stale_after_s=config.index_mirror_stale_after_seconds,
         )
     ensure_index(index, alias, model, catalog)
+    upserted = restore_upserts(index, alias, model, catalog)
     provider = build_provider(config, manifest) if with_provider else None
-    return VariantDeps(model, index, alias, catalog, build_cache(config.cache), provider, weight)
+    deps = VariantDeps(model, index, alias, catalog, build_cache(config.cache), provider, weight)
+    deps.upserted = upserted
+    return deps
+
+
+def restore_upserts(
+    index: VectorIndex, alias: str, model: ServingModel, catalog: NewsCatalog
+) -> dict[str, StoredArticle]:
+    """Reload the articles UpsertNews stored for `alias`, so after a restart they are shown
+    (titles) and ranked from their content as before. Records of another model version
+    (their vectors come from another news tower) and damaged ones are left out, and logged."""
+    load = getattr(index, "load_articles", None)
+    if load is None:
+        return {}
+    articles, errors = load(alias)
+    for line in errors:
+        log.error("stored article refused", extra={"error": line})
+    upserted: dict[str, StoredArticle] = {}
+    other = 0
+    for stored in articles:
+        if stored.model_version != model.model_version or stored.vector.shape != (model.dim,):
+            other += 1
+            continue
+        remember_upsert(model, catalog, upserted, stored)
+    log.info(
+        "restored upserted articles",
+        extra={"alias": alias, "articles": len(upserted), "other_version": other, "refused": len(errors)},
+    )
+    return upserted
 
 
 def deps_for(service: str, config: ServeConfig) -> Callable[[], Any]:
@@ -188,7 +219,12 @@ def deps_for(service: str, config: ServeConfig) -> Callable[[], Any]:
         return user_encoder.UserEncoderDeps(model, build_cache(config.cache))
 
     def rk() -> ranker.RankerDeps:
-        return ranker.RankerDeps(load_served_model(config)[0])
+        model = load_served_model(config)[0]
+        if config.ranker.news_source is None:
+            return ranker.RankerDeps(model)
+        from services.news_lookup import UpsertedNewsLookup
+
+        return ranker.RankerDeps(model, UpsertedNewsLookup.connect(config, model))
 
     def gw() -> gateway.GatewayDeps:
         # Only a Redis cache is shared with the encoders; a local LRU would never be written.

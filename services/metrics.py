@@ -216,6 +216,14 @@ class RankerMetrics(ServiceMetrics):
             buckets=(1, 10, 50, 100, 200, 300, 500),
             registry=registry,
         )
+        # Upserted articles asked of retrieval (services.news_lookup), by outcome:
+        # found, missing (retrieval does not know the id), error (retrieval did not answer).
+        self.news_lookups = Counter(
+            "newsrec_ranker_news_lookups_total",
+            "Candidate ids the ranker asked retrieval for",
+            ("variant", "result"),
+            registry=registry,
+        )
 
 
 class GatewayMetrics(ServiceMetrics):

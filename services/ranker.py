@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
@@ -21,12 +22,18 @@ from services.metrics import RankerMetrics
 from services.server import NewsrecServer, ServiceBinding, full_name, start_server
 from services.validation import check_ids, check_scores, check_user_id, check_vector
 
+if TYPE_CHECKING:
+    from services.news_lookup import UpsertedNewsLookup
+
 log = logging.getLogger("services.ranker")
 
 
 @dataclass
 class RankerDeps:
     model: ServingModel
+    # Split mode: learns upserted articles from retrieval (None: the model knows them already,
+    # as in `serve --all`, or no news source is configured).
+    lookup: UpsertedNewsLookup | None = None
 
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
@@ -50,6 +57,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self.metrics.candidates.labels(variant=self.variant).observe(len(candidates))
         if not candidates:
             return ranking_pb2.RankResponse(model_version=deps.model.model_version)
+        if deps.lookup is not None:  # upserted articles: scored from their content, not as unknown
+            deps.lookup.ensure([*candidates, *history], context.time_remaining())
         scores = np.asarray(deps.model.rank(user_vector, history, candidates), dtype=np.float32)
         check_scores(scores, "the ranker")
         order = np.argsort(-scores, kind="stable")
@@ -76,6 +85,8 @@ def create_server(
 
     def load() -> None:
         loaded = deps() if callable(deps) else deps
+        if loaded.lookup is not None:
+            loaded.lookup.metrics, loaded.lookup.variant = metrics, config.variant
         try:  # warm-up: the first call pays ~50 ms of numpy setup
             ids = loaded.model.news_ids()
             user, _ = loaded.model.encode_user(ids[:20])

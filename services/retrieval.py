@@ -19,10 +19,11 @@ from prometheus_client import CollectorRegistry
 
 from newsrec.data.types import Entity, NewsArticle
 from newsrec.errors import InvalidInput, NewsrecError, Unavailable
+from newsrec.index.articles import ArticleStore, StoredArticle
 from newsrec.index.base import NewsRecord, SearchFilters, VectorIndex
 from newsrec.models.serving import ServingModel
 from services.catalog import NewsCatalog, NewsInfo
-from services.config import MAX_HISTORY, ServeConfig
+from services.config import MAX_HISTORY, MAX_K, ServeConfig
 from services.generated.newsrec.v1 import (
     news_pb2,
     news_pb2_grpc,
@@ -60,12 +61,19 @@ class RetrievalDeps:
     catalog: NewsCatalog
     # Text embeddings of new articles (UpsertNews); None disables the cold-start path.
     provider: Any | None = None
+    # Upserted articles in full (restored at load, then every UpsertNews): what GetNews answers.
+    upserted: dict[str, StoredArticle] = field(default_factory=dict)
     # `index.staleness` when the index has one (MirroredIndex): seconds since its source
     # last answered while it is failing, else None. Looked up once, not per call.
     staleness: Callable[[str], float | None] | None = field(init=False, default=None)
+    # The index as an ArticleStore when it keeps articles (Milvus, and a mirror of it);
+    # an index without one (tests' fakes) serves upserts until the process ends.
+    store: ArticleStore | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.staleness = getattr(self.index, "staleness", None)
+        if hasattr(self.index, "put_articles") and hasattr(self.index, "load_articles"):
+            self.store = self.index  # type: ignore[assignment]
 
 
 class _Base:
@@ -167,6 +175,8 @@ class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
         if vector.shape != (deps.model.dim,) or not np.isfinite(vector).all():
             raise NonFiniteResult("the news encoder produced a non-finite vector; nothing was written")
         published = request.published_at if request.HasField("published_at") else int(time.time())
+        stored = _stored(article, published, deps.model.model_version, vector, text_vec)
+        stored.fields()  # a record too large to store is refused before anything is written
         record = NewsRecord(
             news_id=article.news_id,
             vector=vector,
@@ -176,6 +186,11 @@ class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
             model_version=deps.model.model_version,
         )
         try:
+            # The article in full first, then its vector: a vector is never searchable
+            # without the content a restart needs to show and rank it. Both are durable
+            # (in Milvus) before the call is acknowledged.
+            if deps.store is not None:
+                deps.store.put_articles(deps.alias, [stored])
             deps.index.upsert(deps.alias, [record])
             collection = deps.index.resolve_alias(deps.alias)
         except NewsrecError:
@@ -183,12 +198,7 @@ class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
         except Exception as exc:
             log.warning("index upsert failed", exc_info=True)
             raise Unavailable(f"vector index unavailable: {type(exc).__name__}") from exc
-        # An in-process ranker (serve --all) knows the article at once; a separate ranker
-        # process scores it as an unknown candidate until its next model load.
-        deps.model.add_news(article, vector, datetime.fromtimestamp(published, tz=UTC))
-        deps.catalog.add(
-            NewsInfo(article.news_id, article.title, article.category, article.subcategory, published)
-        )
+        remember_upsert(deps.model, deps.catalog, deps.upserted, stored)
         self.metrics.news_upserts.labels(variant=self.variant).inc()
         self.refresh_size()
         log.info("news upserted", extra={"news_id": article.news_id, "collection": collection})
@@ -198,6 +208,66 @@ class NewsServicer(_Base, news_pb2_grpc.NewsServiceServicer):
             collection=collection,
             dim=vector.size,
         )
+
+    def GetNews(
+        self, request: news_pb2.GetNewsRequest, context: grpc.ServicerContext
+    ) -> news_pb2.GetNewsResponse:
+        deps = self._deps()
+        version = deps.model.model_version
+        if request.model_version and request.model_version != version:
+            raise InvalidInput(
+                f"model_version: this server serves {version!r}, not {request.model_version!r}"
+            )
+        ids = check_ids(request.news_ids, "news_ids", MAX_K)
+        found = [deps.upserted[i] for i in dict.fromkeys(ids) if i in deps.upserted]
+        return news_pb2.GetNewsResponse(articles=[_stored_pb(a) for a in found], model_version=version)
+
+
+def remember_upsert(
+    model: ServingModel, catalog: NewsCatalog, upserted: dict[str, StoredArticle], stored: StoredArticle
+) -> None:
+    """Make an upserted article known in memory: the model scores it from its content (an
+    in-process ranker shares this model), the catalog shows its title, GetNews answers it."""
+    first_seen = datetime.fromtimestamp(stored.published_at, tz=UTC)
+    article = stored.article()
+    model.add_news(article, stored.vector, first_seen, stored.text_vector)
+    catalog.add(
+        NewsInfo(article.news_id, article.title, article.category, article.subcategory, stored.published_at)
+    )
+    upserted[article.news_id] = stored
+
+
+def _stored(
+    article: NewsArticle, published: int, version: str, vector: np.ndarray, text_vec: np.ndarray
+) -> StoredArticle:
+    return StoredArticle(
+        news_id=article.news_id,
+        title=article.title,
+        abstract=article.abstract,
+        category=article.category,
+        subcategory=article.subcategory,
+        entities=tuple((e.wikidata_id, e.label, e.type, e.confidence) for e in article.title_entities),
+        published_at=published,
+        model_version=version,
+        vector=vector,
+        text_vector=np.asarray(text_vec, dtype=np.float32),
+    )
+
+
+def _stored_pb(a: StoredArticle) -> news_pb2.StoredNews:
+    return news_pb2.StoredNews(
+        news_id=a.news_id,
+        title=a.title,
+        abstract=a.abstract,
+        category=a.category,
+        subcategory=a.subcategory,
+        entities=[
+            news_pb2.NewsEntity(wikidata_id=w, label=la, type=t, confidence=c) for w, la, t, c in a.entities
+        ],
+        published_at=a.published_at,
+        vector=a.vector.tolist(),
+        text_vector=a.text_vector.tolist(),
+    )
 
 
 class ProviderRejected(NewsrecError):

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 
 from newsrec.errors import Unavailable
+from newsrec.index.articles import StoredArticle
 from newsrec.index.base import VectorIndex
 from newsrec.models.serving import ServingModel
 from services import gateway, ranker, retrieval, user_encoder
@@ -40,6 +41,8 @@ class VariantDeps:
     cache: VectorCache
     provider: Any | None = None
     weight: float = 1.0
+    # Upserted articles restored at load (services.loading.restore_upserts), by news id.
+    upserted: dict[str, StoredArticle] = field(default_factory=dict)
 
     # Each service's deps from a loaded variant, built here only (split mode builds
     # them through services.loading.deps_for, from the same loaders).
@@ -47,7 +50,9 @@ class VariantDeps:
         return user_encoder.UserEncoderDeps(self.model, self.cache)
 
     def retrieval_deps(self) -> retrieval.RetrievalDeps:
-        return retrieval.RetrievalDeps(self.index, self.alias, self.model, self.catalog, self.provider)
+        return retrieval.RetrievalDeps(
+            self.index, self.alias, self.model, self.catalog, self.provider, self.upserted
+        )
 
     def ranker_deps(self) -> ranker.RankerDeps:
         return ranker.RankerDeps(self.model)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from newsrec.errors import InvalidInput
+from newsrec.index.articles import StoredArticle
 from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
 from newsrec.index.milvus import MilvusIndex
 from newsrec.linalg import matmul_t, top_k
@@ -317,6 +318,14 @@ class MirroredIndex:
             if snap.vectors.shape[1] != np.asarray(records[0].vector).shape[-1]:
                 raise InvalidInput(f"upsert into {alias}: dimension differs from the collection")
             self._snaps[alias] = (snap.with_upserts(records), time.monotonic())
+
+    # Upserted articles live in the source only: the copy holds vectors, and a restart reloads
+    # the articles from where they are durable.
+    def put_articles(self, alias: str, articles: Sequence[StoredArticle]) -> None:
+        self.source.put_articles(alias, articles)
+
+    def load_articles(self, alias: str) -> tuple[list[StoredArticle], list[str]]:
+        return self.source.load_articles(alias)
 
     def search(
         self, alias: str, vectors: np.ndarray, k: int, filters: SearchFilters | None = None

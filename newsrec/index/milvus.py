@@ -36,11 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from newsrec.errors import InvalidInput, NotFound, Unavailable
+from newsrec.errors import DataError, InvalidInput, NotFound, Unavailable
+from newsrec.index.articles import MAX_FIELD_BYTES, StoredArticle
 from newsrec.index.base import HitColumns, NewsRecord, SearchFilters, SearchHit
 from newsrec.progress import progress_bar
 
 META_COLLECTION = "newsrec_meta"
+# Upserted articles in full (newsrec.index.articles), one row per (alias, news id).
+ARTICLES_COLLECTION = "newsrec_articles"
 # HNSW needs a Milvus server: Milvus Lite 2.5.1 builds only FLAT, IVF_FLAT and AUTOINDEX.
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
@@ -168,6 +171,7 @@ class MilvusIndex:
         self._alias_cache: dict[str, tuple[str, float]] = {}
         self._flips = 0  # bumped by every alias flip in this process; guards the cache
         self._meta_ready = False
+        self._articles_ready = False
         # Searches on a server: Bounded consistency, except shortly after this process wrote
         # to the alias (an upsert), when they are Strong so the write is visible at once.
         # Strong on every search waited for the next time tick: ~200 ms p50 (measured,
@@ -203,7 +207,7 @@ class MilvusIndex:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-                self._meta_ready = False
+                self._meta_ready = self._articles_ready = False
             if stop_lite and self.lite:
                 from milvus_lite.server_manager import server_manager_instance
 
@@ -245,6 +249,7 @@ class MilvusIndex:
         """Forget the client (closing what is left of it); the next call builds a new one."""
         with self._lock:
             old, self._client, self._meta_ready = self._client, None, False
+            self._articles_ready = False
         try:
             if old is not None:
                 old.close()
@@ -303,6 +308,73 @@ class MilvusIndex:
     def _meta_delete(self, key: str) -> None:
         self._ensure_meta()
         self._call("delete", META_COLLECTION, ids=[key])
+
+    # -- upserted articles -----------------------------------------------------------------
+
+    def _ensure_articles(self) -> None:
+        """The articles collection (created once, Strong, loaded). Its rows live in the same
+        Milvus as the vectors, so they are as durable as the vectors and reach every replica."""
+        if self._articles_ready:
+            return
+        from pymilvus import DataType
+
+        c = self.client
+        if not self._call("has_collection", ARTICLES_COLLECTION):
+            schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=2 * _STR_LEN + 1)
+            schema.add_field("alias", DataType.VARCHAR, max_length=_STR_LEN)
+            for name in ("title", "abstract", "entities", "value"):
+                schema.add_field(name, DataType.VARCHAR, max_length=MAX_FIELD_BYTES)
+            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
+            params = c.prepare_index_params()
+            params.add_index(field_name="v", index_type="FLAT", metric_type="L2")
+            self._call(
+                "create_collection",
+                ARTICLES_COLLECTION,
+                schema=schema,
+                index_params=params,
+                consistency_level="Strong",
+                slow=True,
+            )
+        self._call("load_collection", ARTICLES_COLLECTION, slow=True)
+        self._articles_ready = True
+
+    def put_articles(self, alias: str, articles: Sequence[StoredArticle]) -> None:
+        """Insert or replace upserted articles of `alias` (one Milvus upsert)."""
+        if not articles:
+            return
+        alias = sanitize(alias)
+        rows = [
+            {"key": f"{alias}/{a.news_id}", "alias": alias, **a.fields(), "v": [0.0, 0.0]} for a in articles
+        ]
+        self._ensure_articles()
+        self._call("upsert", ARTICLES_COLLECTION, rows)
+
+    def load_articles(self, alias: str) -> tuple[list[StoredArticle], list[str]]:
+        """Every stored article of `alias`, verified; a damaged row is left out and named."""
+        alias = sanitize(alias)
+        self._ensure_articles()
+        it = self._call(
+            "query_iterator",
+            ARTICLES_COLLECTION,
+            batch_size=self.batch_size,
+            filter=f'alias == "{alias}"',
+            output_fields=["key", "title", "abstract", "entities", "value"],
+        )
+        out: list[StoredArticle] = []
+        errors: list[str] = []
+        start = time.monotonic()
+        try:
+            while batch := _next_batch(it, f"query_iterator on {self.uri}", start):
+                for row in batch:
+                    where = f"{self.uri} {ARTICLES_COLLECTION} row {row.get('key')!r}"
+                    try:
+                        out.append(StoredArticle.from_fields(row, where))
+                    except DataError as exc:
+                        errors.append(str(exc))
+        finally:
+            it.close()
+        return out, errors
 
     # -- aliases --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import repeat
@@ -25,7 +26,7 @@ from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
 from newsrec.linalg import matmul
 from newsrec.models.cooc import CoClick, RecencyState
-from newsrec.models.ranker import FEATURES, NewsTable, numpy_mlp, ranker_features
+from newsrec.models.ranker import FEATURES, NewsTable, extend_table, numpy_mlp, ranker_features
 from newsrec.models.towers import ModelConfig, NewsTower
 
 TEXT_VECTORS = "text_vectors.npy"
@@ -108,6 +109,7 @@ class ArtifactModel:
         self._user = {k[len("user.") :]: v for k, v in tower.items() if k.startswith("user.")}
         self._news_state = {k[len("news.") :]: v for k, v in tower.items() if k.startswith("news.")}
         self._news_tower: NewsTower | None = None
+        self._add_lock = threading.Lock()
         self.ranker: dict[str, np.ndarray] | None = None
         # `with_ranker=False`: ranker training replaces the old one, which may read other FEATURES
         if with_ranker and self.config.get("ranker") and (d / "ranker.safetensors").is_file():
@@ -155,8 +157,28 @@ class ArtifactModel:
         return vec[0].numpy().astype(np.float32)
 
     # --- extensions -----------------------------------------------------------------
-    def add_news(self, article: NewsArticle, vector: np.ndarray, first_seen: datetime | None = None) -> None:
-        """Make a cold-start article rankable (its vector usually from `encode_news`)."""
+    def add_news(
+        self,
+        article: NewsArticle,
+        vector: np.ndarray,
+        first_seen: datetime | None = None,
+        text_vector: np.ndarray | None = None,
+    ) -> None:
+        """Make a cold-start article rankable from its content: vector (usually from
+        `encode_news`), category, entities, first-seen time and raw text vector (the ranker's
+        text-kNN features; without it they read 0). Its row is published last, so a
+        concurrent `rank` sees either no row or a complete one; writers take turns (the
+        table's arrays grow in place, `extend_table`)."""
+        with self._add_lock:
+            self._add_news(article, vector, first_seen, text_vector)
+
+    def _add_news(
+        self,
+        article: NewsArticle,
+        vector: np.ndarray,
+        first_seen: datetime | None,
+        text_vector: np.ndarray | None,
+    ) -> None:
         m = self.model_config.max_entities_per_article
         row = self._row.get(article.news_id)
         t = self.table
@@ -164,20 +186,23 @@ class ArtifactModel:
         fs = np.nan if first_seen is None else first_seen.timestamp()
         ents = np.array(self._entity_rows(article.entity_ids(), m), dtype=np.int64)
         vec = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        text = None if text_vector is None else np.asarray(text_vector, dtype=np.float32).reshape(1, -1)
         if row is not None:
             t.vectors[row], t.category[row], t.ent_idx[row], t.first_seen[row] = vec[0], cat, ents, fs
+            if (
+                t.text is not None
+                and text is not None
+                and row < len(t.text)
+                and text.shape[1] == t.text.shape[1]
+            ):
+                t.text[row] = text[0] / max(float(np.linalg.norm(text[0])), 1e-12)
             self._titles[row], self._subcategories[row] = article.title, article.subcategory
             return
-        self._row[article.news_id] = len(self._ids)
-        self._ids.append(article.news_id)
+        extend_table(t, vec, np.array([cat]), ents[None, :], np.array([fs]), text)
         self._titles.append(article.title)
         self._subcategories.append(article.subcategory)
-        t.vectors = np.concatenate([t.vectors, vec])
-        t.category = np.append(t.category, cat)
-        t.ent_idx = np.concatenate([t.ent_idx, ents[None, :]])
-        t.popularity = np.append(t.popularity, np.float32(0))
-        t.first_seen = np.append(t.first_seen, fs)
-        t.known = np.append(t.known, False)
+        self._ids.append(article.news_id)
+        self._row[article.news_id] = len(self._ids) - 1
 
     def news_metadata(self, news_id: str) -> dict[str, Any] | None:
         """Title, category, subcategory, entities, train clicks, first-seen time of a known article."""

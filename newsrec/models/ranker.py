@@ -14,6 +14,7 @@ candidates of one list, and a score's scale differs between users.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,63 @@ class NewsTable:
     text: np.ndarray | None = None  # (N, d) unit raw text vectors (float16 in the artifact)
     coclick: CoClick | None = None
     recency: RecencyState | None = None
+
+
+def extend_table(
+    table: NewsTable,
+    vectors: np.ndarray,
+    category: np.ndarray,
+    ent_idx: np.ndarray,
+    first_seen: np.ndarray,
+    text: np.ndarray | None = None,
+) -> None:
+    """Append rows for articles added after training (upserted, cold: no clicks, not known),
+    scored from their content: news-tower vector, category, entities, first-seen time and,
+    when the table has text vectors, their unit text vector (zeros when `text` is None or of
+    another dimension). Co-click and recency state read rows beyond their own as no clicks.
+    Each array becomes a longer view (`_append`): a reader holding the old one, or row
+    numbers from before, sees the same rows."""
+    n = len(vectors)
+    if table.text is not None and len(table.text) == len(table.vectors):
+        rows = np.zeros((n, table.text.shape[1]), np.float32)
+        if text is not None and text.shape == rows.shape:
+            norms = np.linalg.norm(text, axis=1, keepdims=True)
+            rows = (text / np.maximum(norms, 1e-12)).astype(np.float32)
+        table.text = _append(table.text, rows)
+    table.vectors = _append(table.vectors, vectors)
+    table.category = _append(table.category, category)
+    table.ent_idx = _append(table.ent_idx, ent_idx)
+    table.popularity = _append(table.popularity, np.zeros(n, np.float32))
+    table.first_seen = _append(table.first_seen, first_seen)
+    table.known = _append(table.known, np.zeros(n, bool))
+
+
+def _append(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`arr` followed by `rows`, as a prefix view of a buffer with spare rows: appending
+    one row costs a row, not a copy of the table (an artifact of 100k articles is ~180 MB
+    with its text vectors), and the buffer grows by an eighth when full. One writer at a
+    time, always appending to the latest view (`ArtifactModel.add_news` holds a lock)."""
+    n, k = len(arr), len(rows)
+    base = arr.base
+    # Only a buffer made here, and only from its start: a view into someone else's array
+    # must never have its following rows overwritten.
+    if (
+        isinstance(base, np.ndarray)
+        and _BUFFERS.get(id(base)) is base
+        and len(base) >= n + k
+        and base.ctypes.data == arr.ctypes.data
+    ):
+        buf: np.ndarray = base
+    else:
+        buf = np.empty((n + k + max(64, n // 8), *arr.shape[1:]), dtype=arr.dtype)
+        buf[:n] = arr
+        _BUFFERS[id(buf)] = buf
+    buf[n : n + k] = rows
+    return buf[: n + k]
+
+
+# Buffers `_append` allocated (by id; entries go with their arrays).
+_BUFFERS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
 
 
 def ranker_features(

@@ -48,9 +48,16 @@ class ServingModel(Protocol):
         """News-tower vector for a new (cold-start) article from its text embedding and entities."""
         ...
 
-    def add_news(self, article: NewsArticle, vector: np.ndarray, first_seen: datetime | None = None) -> None:
-        """Register a cold-start article (vector from `encode_news`) so `rank` knows its
-        vector, category and entities, and `news_metadata` its title and subcategory."""
+    def add_news(
+        self,
+        article: NewsArticle,
+        vector: np.ndarray,
+        first_seen: datetime | None = None,
+        text_vector: np.ndarray | None = None,
+    ) -> None:
+        """Register a cold-start article (vector from `encode_news`, `text_vector` the text
+        embedding it came from) so `rank` scores it from its vector, category, entities,
+        freshness and text, and `news_metadata` knows its title and subcategory."""
         ...
 
     def news_metadata(self, news_id: str) -> dict[str, Any] | None:

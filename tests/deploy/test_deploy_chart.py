@@ -342,7 +342,7 @@ def test_egress_is_only_what_each_service_needs() -> None:
         "gateway": dns | {("user-encoder", 50052), ("retrieval", 50053), ("ranker", 50054), ("redis", 6379)},
         "user-encoder": dns | {("redis", 6379)},
         "retrieval": dns | {(milvus, 19530)},
-        "ranker": dns,
+        "ranker": dns | {("retrieval", 50053)},  # GetNews: articles upserted after training
         "redis": set(),
     }
     objs = render()

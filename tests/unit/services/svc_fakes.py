@@ -70,7 +70,13 @@ class FakeModel:
     def encode_news(self, article: NewsArticle, text_vector: np.ndarray) -> np.ndarray:
         return _unit(np.resize(text_vector, self.dim))
 
-    def add_news(self, article: NewsArticle, vector: np.ndarray, first_seen: datetime | None = None) -> None:
+    def add_news(
+        self,
+        article: NewsArticle,
+        vector: np.ndarray,
+        first_seen: datetime | None = None,
+        text_vector: np.ndarray | None = None,
+    ) -> None:
         self._row[article.news_id] = len(self._ids)
         self._ids.append(article.news_id)
         self._vecs = np.concatenate([self._vecs, np.asarray(vector, np.float32)[None, :]])

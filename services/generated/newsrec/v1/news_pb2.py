@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15newsrec/v1/news.proto\x12\nnewsrec.v1\"R\n\nNewsEntity\x12\x13\n\x0bwikidata_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x01\"\xc2\x01\n\x11UpsertNewsRequest\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x61\x62stract\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0bsubcategory\x18\x05 \x01(\t\x12(\n\x08\x65ntities\x18\x06 \x03(\x0b\x32\x16.newsrec.v1.NewsEntity\x12\x19\n\x0cpublished_at\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_published_at\"]\n\x12UpsertNewsResponse\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\ncollection\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\x32Z\n\x0bNewsService\x12K\n\nUpsertNews\x12\x1d.newsrec.v1.UpsertNewsRequest\x1a\x1e.newsrec.v1.UpsertNewsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15newsrec/v1/news.proto\x12\nnewsrec.v1\"R\n\nNewsEntity\x12\x13\n\x0bwikidata_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x01\"\xc2\x01\n\x11UpsertNewsRequest\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x61\x62stract\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0bsubcategory\x18\x05 \x01(\t\x12(\n\x08\x65ntities\x18\x06 \x03(\x0b\x32\x16.newsrec.v1.NewsEntity\x12\x19\n\x0cpublished_at\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_published_at\"]\n\x12UpsertNewsResponse\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\ncollection\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\"9\n\x0eGetNewsRequest\x12\x10\n\x08news_ids\x18\x01 \x03(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"\xca\x01\n\nStoredNews\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x61\x62stract\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0bsubcategory\x18\x05 \x01(\t\x12(\n\x08\x65ntities\x18\x06 \x03(\x0b\x32\x16.newsrec.v1.NewsEntity\x12\x14\n\x0cpublished_at\x18\x07 \x01(\x03\x12\x0e\n\x06vector\x18\x08 \x03(\x02\x12\x13\n\x0btext_vector\x18\t \x03(\x02\"R\n\x0fGetNewsResponse\x12(\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x16.newsrec.v1.StoredNews\x12\x15\n\rmodel_version\x18\x02 \x01(\t2\x9e\x01\n\x0bNewsService\x12K\n\nUpsertNews\x12\x1d.newsrec.v1.UpsertNewsRequest\x1a\x1e.newsrec.v1.UpsertNewsResponse\x12\x42\n\x07GetNews\x12\x1a.newsrec.v1.GetNewsRequest\x1a\x1b.newsrec.v1.GetNewsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPSERTNEWSREQUEST']._serialized_end=316
   _globals['_UPSERTNEWSRESPONSE']._serialized_start=318
   _globals['_UPSERTNEWSRESPONSE']._serialized_end=411
-  _globals['_NEWSSERVICE']._serialized_start=413
-  _globals['_NEWSSERVICE']._serialized_end=503
+  _globals['_GETNEWSREQUEST']._serialized_start=413
+  _globals['_GETNEWSREQUEST']._serialized_end=470
+  _globals['_STOREDNEWS']._serialized_start=473
+  _globals['_STOREDNEWS']._serialized_end=675
+  _globals['_GETNEWSRESPONSE']._serialized_start=677
+  _globals['_GETNEWSRESPONSE']._serialized_end=759
+  _globals['_NEWSSERVICE']._serialized_start=762
+  _globals['_NEWSSERVICE']._serialized_end=920
 # @@protoc_insertion_point(module_scope)

@@ -47,3 +47,41 @@ class UpsertNewsResponse(_message.Message):
     collection: str
     dim: int
     def __init__(self, news_id: _Optional[str] = ..., model_version: _Optional[str] = ..., collection: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...
+
+class GetNewsRequest(_message.Message):
+    __slots__ = ("news_ids", "model_version")
+    NEWS_IDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    news_ids: _containers.RepeatedScalarFieldContainer[str]
+    model_version: str
+    def __init__(self, news_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class StoredNews(_message.Message):
+    __slots__ = ("news_id", "title", "abstract", "category", "subcategory", "entities", "published_at", "vector", "text_vector")
+    NEWS_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ABSTRACT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SUBCATEGORY_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    TEXT_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    news_id: str
+    title: str
+    abstract: str
+    category: str
+    subcategory: str
+    entities: _containers.RepeatedCompositeFieldContainer[NewsEntity]
+    published_at: int
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    text_vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, news_id: _Optional[str] = ..., title: _Optional[str] = ..., abstract: _Optional[str] = ..., category: _Optional[str] = ..., subcategory: _Optional[str] = ..., entities: _Optional[_Iterable[_Union[NewsEntity, _Mapping]]] = ..., published_at: _Optional[int] = ..., vector: _Optional[_Iterable[float]] = ..., text_vector: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class GetNewsResponse(_message.Message):
+    __slots__ = ("articles", "model_version")
+    ARTICLES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    articles: _containers.RepeatedCompositeFieldContainer[StoredNews]
+    model_version: str
+    def __init__(self, articles: _Optional[_Iterable[_Union[StoredNews, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...

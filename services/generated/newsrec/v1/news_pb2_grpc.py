@@ -40,6 +40,11 @@ class NewsServiceStub:
                 request_serializer=newsrec_dot_v1_dot_news__pb2.UpsertNewsRequest.SerializeToString,
                 response_deserializer=newsrec_dot_v1_dot_news__pb2.UpsertNewsResponse.FromString,
                 _registered_method=True)
+        self.GetNews = channel.unary_unary(
+                '/newsrec.v1.NewsService/GetNews',
+                request_serializer=newsrec_dot_v1_dot_news__pb2.GetNewsRequest.SerializeToString,
+                response_deserializer=newsrec_dot_v1_dot_news__pb2.GetNewsResponse.FromString,
+                _registered_method=True)
 
 
 class NewsServiceServicer:
@@ -52,6 +57,14 @@ class NewsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNews(self, request, context):
+        """Upserted articles in full: how a ranker in another process learns the content of
+        candidates its artifact does not have (ids it does not know are left out).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NewsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +72,11 @@ def add_NewsServiceServicer_to_server(servicer, server):
                     servicer.UpsertNews,
                     request_deserializer=newsrec_dot_v1_dot_news__pb2.UpsertNewsRequest.FromString,
                     response_serializer=newsrec_dot_v1_dot_news__pb2.UpsertNewsResponse.SerializeToString,
+            ),
+            'GetNews': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNews,
+                    request_deserializer=newsrec_dot_v1_dot_news__pb2.GetNewsRequest.FromString,
+                    response_serializer=newsrec_dot_v1_dot_news__pb2.GetNewsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +107,33 @@ class NewsService:
             '/newsrec.v1.NewsService/UpsertNews',
             newsrec_dot_v1_dot_news__pb2.UpsertNewsRequest.SerializeToString,
             newsrec_dot_v1_dot_news__pb2.UpsertNewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/newsrec.v1.NewsService/GetNews',
+            newsrec_dot_v1_dot_news__pb2.GetNewsRequest.SerializeToString,
+            newsrec_dot_v1_dot_news__pb2.GetNewsResponse.FromString,
             options,
             channel_credentials,
             insecure,
