@@ -106,6 +106,32 @@ class AuthConfig(_Strict):
         return self
 
 
+class FeedbackConfig(_Strict):
+    """The feedback loop of the gateway (docs/serving.md, "Feedback"): what it served, kept
+    under a request id, and the impressions and clicks sent back, appended to a Redis
+    Stream. On when a Redis URL is known: `redis_url`, else `cache.redis_url`."""
+
+    enabled: bool = True
+    redis_url: str | None = None
+    stream: str = "newsrec:feedback"
+    # XADD MAXLEN ~: the stream keeps about this many events (oldest trimmed first).
+    stream_maxlen: int = Field(5_000_000, ge=100)
+    served_prefix: str = "newsrec:served:"
+    # How long a served list accepts feedback (its record's TTL in Redis).
+    served_ttl_seconds: int = Field(6 * 3600, ge=1)
+    # The last clicks of the request's history kept with the record (MIND's history column).
+    history_limit: int = Field(50, ge=0, le=MAX_HISTORY)
+    dedup_prefix: str = "newsrec:fbev:"
+    # How long an event id is remembered for idempotency (a retry later than this is stored again).
+    dedup_ttl_seconds: int = Field(7 * 86400, ge=1)
+    # Served records waiting for the background writer; more are dropped (and counted).
+    queue_size: int = Field(10_000, ge=1)
+    timeout_seconds: float = Field(0.2, gt=0)
+    retry_after_seconds: float = Field(1.0, ge=0)
+    # An event_time this far after the gateway's clock, or before the list was served, is refused.
+    max_clock_skew_seconds: float = Field(300.0, ge=0)
+
+
 class GatewayConfig(_Strict):
     variants: list[VariantConfig] = Field(default_factory=list)
     salt: str = "newsrec-ab-v1"
@@ -119,6 +145,7 @@ class GatewayConfig(_Strict):
     # Read the user encoder's Redis cache before calling it, and skip that hop on a hit.
     # Only for variants with a pinned model_version (the cache key holds the version).
     user_cache_lookaside: bool = True
+    feedback: FeedbackConfig = Field(default_factory=lambda: FeedbackConfig.model_validate({}))
 
     @model_validator(mode="after")
     def _check_variants(self) -> GatewayConfig:
@@ -197,6 +224,7 @@ _ENV_FIELDS: dict[str, str] = {
     "NEWSREC_MODEL_VERSION": "model_version",
     "NEWSREC_MILVUS_URI": "milvus_uri",
     "NEWSREC_REDIS_URL": "cache.redis_url",
+    "NEWSREC_FEEDBACK_REDIS_URL": "gateway.feedback.redis_url",
     "NEWSREC_LOG_LEVEL": "log_level",
     "NEWSREC_VARIANT": "variant",
     "NEWSREC_DRAIN_SECONDS": "drain_seconds",
