@@ -29,7 +29,7 @@ from newsrec.data.events import FeedbackEvent
 from newsrec.errors import InvalidInput, Unavailable
 from services.config import FeedbackConfig, ServeConfig
 from services.generated.newsrec.v1 import recommend_pb2
-from services.metrics import GatewayMetrics
+from services.metrics import UNKNOWN_VARIANT, GatewayMetrics
 from services.validation import MAX_ID_LEN, check_key
 
 log = logging.getLogger("services.feedback")
@@ -122,9 +122,10 @@ class ServedRecorder:
                 full = False
                 self._pending[request_id] = entry
         if full:
-            self._metrics.served_dropped.labels(reason="queue_full").inc()
+            self._metrics.served_dropped.labels(variant=variant, reason="queue_full").inc()
             return ""
-        self._wake.set()
+        if not self._wake.is_set():  # the writer is waiting; a set event is already seen
+            self._wake.set()
         return request_id
 
     def get(self, request_id: str) -> Served | None:
@@ -164,7 +165,8 @@ class ServedRecorder:
                 self._down_until = time.monotonic() + self._cfg.retry_after_seconds
                 log.warning("served records not stored", extra={"error": f"{type(exc).__name__}: {exc}"})
         if not ok:
-            self._metrics.served_dropped.labels(reason="redis_error").inc(len(batch))
+            for _rid, record in served:
+                self._metrics.served_dropped.labels(variant=record.variant, reason="redis_error").inc()
         with self._lock:
             for rid, _entry in batch:
                 self._pending.pop(rid, None)
@@ -302,12 +304,14 @@ class FeedbackLog:
     def append(
         self, request: recommend_pb2.LogFeedbackRequest, max_ids: int
     ) -> recommend_pb2.LogFeedbackResponse:
+        served = None
         try:
             check_fields(request, max_ids)
             served = self._recorder.get(request.request_id)
             event = check_event(request, served, int(time.time() * 1000), self._cfg)
         except FeedbackRejected as exc:
-            self._metrics.feedback_rejected.labels(reason=exc.reason).inc()
+            variant = served.variant if served is not None else UNKNOWN_VARIANT
+            self._metrics.feedback_rejected.labels(variant=variant, reason=exc.reason).inc()
             raise
         args: list[Any] = [self._cfg.dedup_ttl_seconds, self._cfg.stream_maxlen]
         for name, value in event.to_fields().items():
@@ -321,11 +325,11 @@ class FeedbackLog:
                 f"feedback: redis unavailable, event not stored: {type(exc).__name__}: {exc}"
             ) from exc
         if written:
-            self._metrics.feedback_events.labels(result="accepted").inc()
+            self._metrics.feedback_events.labels(variant=event.variant, result="accepted").inc()
             self._metrics.impressions.labels(variant=event.variant).inc(len(event.shown))
             self._metrics.clicks.labels(variant=event.variant).inc(len(event.clicked))
         else:
-            self._metrics.feedback_events.labels(result="duplicate").inc()
+            self._metrics.feedback_events.labels(variant=event.variant, result="duplicate").inc()
         return recommend_pb2.LogFeedbackResponse(
             event_id=event.event_id,
             duplicate=not written,

@@ -67,6 +67,8 @@ FEEDBACK_REJECT_REASONS = (
     "bad_time",  # event_time before the list was served or in the future
 )
 FEEDBACK_RESULTS = ("accepted", "duplicate")
+# The variant label of a refused event whose served list is not known (yet, or at all).
+UNKNOWN_VARIANT = "unknown"
 SERVED_DROP_REASONS = ("queue_full", "redis_error")
 # Age of served articles (seconds): an hour to a month.
 AGE_BUCKETS = (600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400)
@@ -287,19 +289,20 @@ class GatewayMetrics(ServiceMetrics):
         self.feedback_events = Counter(
             "newsrec_gateway_feedback_events_total",
             "LogFeedback events written (accepted) or recognised as a retry (duplicate)",
-            ("result",),
+            ("variant", "result"),
             registry=registry,
         )
         self.feedback_rejected = Counter(
             "newsrec_gateway_feedback_rejected_total",
-            "LogFeedback events refused with INVALID_ARGUMENT, never written, by reason",
-            ("reason",),
+            "LogFeedback events refused with INVALID_ARGUMENT, never written, by reason "
+            "(variant 'unknown' until the served list is found)",
+            ("variant", "reason"),
             registry=registry,
         )
         self.served_dropped = Counter(
             "newsrec_gateway_served_records_dropped_total",
             "Served lists whose record was not stored (no feedback possible for them)",
-            ("reason",),
+            ("variant", "reason"),
             registry=registry,
         )
         self.served_age = Histogram(
@@ -311,15 +314,16 @@ class GatewayMetrics(ServiceMetrics):
         )
 
     def start_at_zero(self, variants: Sequence[str]) -> None:
-        for result in FEEDBACK_RESULTS:
-            self.feedback_events.labels(result=result)
-        for reason in FEEDBACK_REJECT_REASONS:
-            self.feedback_rejected.labels(reason=reason)
-        for reason in SERVED_DROP_REASONS:
-            self.served_dropped.labels(reason=reason)
+        for variant in (*variants, UNKNOWN_VARIANT):
+            for reason in FEEDBACK_REJECT_REASONS:
+                self.feedback_rejected.labels(variant=variant, reason=reason)
         for variant in variants:
             self.impressions.labels(variant=variant)
             self.clicks.labels(variant=variant)
+            for result in FEEDBACK_RESULTS:
+                self.feedback_events.labels(variant=variant, result=result)
+            for reason in SERVED_DROP_REASONS:
+                self.served_dropped.labels(variant=variant, reason=reason)
             for reason in DEGRADED_REASONS:
                 self.degraded.labels(variant=variant, reason=reason)
             for assignment in ASSIGNMENTS:

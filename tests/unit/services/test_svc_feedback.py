@@ -168,7 +168,7 @@ def test_feedback_is_stored_once_per_event_id(loop: Loop) -> None:
     assert loop.sample("newsrec_gateway_impressions_total", variant="a") == len(ids)
     assert loop.sample("newsrec_gateway_clicks_total", variant="a") == 1
     assert loop.sample("newsrec_gateway_impressions_total", variant="b") == 0  # exported at 0
-    assert loop.sample("newsrec_gateway_feedback_events_total", result="duplicate") == 1
+    assert loop.sample("newsrec_gateway_feedback_events_total", variant="a", result="duplicate") == 1
 
     # a replay of the stream itself (entries read twice) still joins to one impression
     import redis
@@ -184,13 +184,13 @@ def test_feedback_is_stored_once_per_event_id(loop: Loop) -> None:
 def test_bad_events_are_refused_counted_and_not_written(loop: Loop) -> None:
     served = _recommend(loop)
     ids = [i.news_id for i in served.items]
-    cases = [
-        ({"request_id": "f" * 32}, "unknown_request", "request_id"),
-        ({"user_id": "U2"}, "wrong_user", "user_id"),
-        ({"clicked_ids": ["N299"] if "N299" not in ids else ["N298"]}, "not_shown", "clicked_ids[0]"),
-        ({"shown_ids": ids + ["N\x01"]}, "bad_id", "shown_ids[5]"),
+    cases = [  # the variant is known once the served list is found
+        ({"request_id": "f" * 32}, "unknown_request", "request_id", "unknown"),
+        ({"user_id": "U2"}, "wrong_user", "user_id", "a"),
+        ({"clicked_ids": ["N299"] if "N299" not in ids else ["N298"]}, "not_shown", "clicked_ids[0]", "a"),
+        ({"shown_ids": ids + ["N\x01"]}, "bad_id", "shown_ids[5]", "unknown"),
     ]
-    for fields, reason, field in cases:
+    for fields, reason, field, variant in cases:
         request = recommend_pb2.LogFeedbackRequest(
             **(
                 {
@@ -206,9 +206,9 @@ def test_bad_events_are_refused_counted_and_not_written(loop: Loop) -> None:
             loop.stub.LogFeedback(request, timeout=5)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.value.details().startswith(field), err.value.details()
-        assert loop.sample("newsrec_gateway_feedback_rejected_total", reason=reason) == 1
+        assert loop.sample("newsrec_gateway_feedback_rejected_total", variant=variant, reason=reason) == 1
     assert loop.xlen() == 0
-    assert loop.sample("newsrec_gateway_feedback_rejected_total", reason="bad_time") == 0  # exported at 0
+    assert loop.sample("newsrec_gateway_feedback_rejected_total", variant="b", reason="bad_time") == 0  # at 0
 
 
 def test_redis_down_feedback_unavailable_recommend_unaffected(loop: Loop) -> None:
@@ -233,7 +233,9 @@ def test_redis_down_feedback_unavailable_recommend_unaffected(loop: Loop) -> Non
         again = _recommend(loop)  # still answered, not degraded, with a request id
     assert time.perf_counter() - t0 < 2.0
     deadline = time.monotonic() + 5
-    while (loop.sample("newsrec_gateway_served_records_dropped_total", reason="redis_error") or 0) < 5:
+    while (
+        loop.sample("newsrec_gateway_served_records_dropped_total", variant="a", reason="redis_error") or 0
+    ) < 5:
         assert time.monotonic() < deadline, "dropped records not counted"
         time.sleep(0.02)
     assert again.items
