@@ -109,7 +109,16 @@ def main() -> None:
         print(f"record (Recommend's added cost, gap {args.gap_ms} ms, k={args.k}): {_stats(record_ns)}")
         print(f"floor (an empty call, same schedule): {_stats(floor_ns)}")
         print(f"log_feedback (in-process handler, k={args.k}): {_stats(log_ns)}")
-        print(f"served records stored: {stored}/100 checked; stream length {client.xlen(cfg.stream)}")
+        length = client.xlen(cfg.stream)
+        print(f"served records stored: {stored}/100 checked; stream length {length}")
+        stream_bytes = int(client.memory_usage(cfg.stream, samples=0) or 0)
+        served_bytes = int(client.memory_usage(cfg.served_prefix + rids[-1]) or 0)
+        dedup_bytes = int(client.memory_usage(cfg.dedup_prefix + event.event_id) or 0)
+        print(
+            f"redis memory: {stream_bytes / max(1, length):.0f} B per stream event "
+            f"(history {len(history)} ids, kept {cfg.history_limit}), "
+            f"{served_bytes} B per served record, {dedup_bytes} B per event-id key"
+        )
         recorder.close()
     finally:
         proc.kill()

@@ -114,16 +114,18 @@ class FeedbackConfig(_Strict):
     enabled: bool = True
     redis_url: str | None = None
     stream: str = "newsrec:feedback"
-    # XADD MAXLEN ~: the stream keeps about this many events (oldest trimmed first).
-    stream_maxlen: int = Field(5_000_000, ge=100)
+    # XADD MAXLEN ~: the stream keeps about this many events (oldest trimmed first);
+    # ~770 B each in Redis with a 50-id history (bench/feedback_cost.py).
+    stream_maxlen: int = Field(1_000_000, ge=100)
     served_prefix: str = "newsrec:served:"
-    # How long a served list accepts feedback (its record's TTL in Redis).
-    served_ttl_seconds: int = Field(6 * 3600, ge=1)
+    # How long a served list accepts feedback (its record's TTL in Redis, ~750 B each).
+    served_ttl_seconds: int = Field(3600, ge=1)
     # The last clicks of the request's history kept with the record (MIND's history column).
     history_limit: int = Field(50, ge=0, le=MAX_HISTORY)
     dedup_prefix: str = "newsrec:fbev:"
-    # How long an event id is remembered for idempotency (a retry later than this is stored again).
-    dedup_ttl_seconds: int = Field(7 * 86400, ge=1)
+    # How long an event id is remembered (~140 B each) so a client retry is stored once;
+    # a later replay is stored again, and `data from-events` still skips it.
+    dedup_ttl_seconds: int = Field(3600, ge=1)
     # Served records waiting for the background writer; more are dropped (and counted).
     queue_size: int = Field(10_000, ge=1)
     timeout_seconds: float = Field(0.2, gt=0)
