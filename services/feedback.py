@@ -187,7 +187,8 @@ class ServedRecorder:
                 histogram.observe(max(0.0, now - at))
 
     def _run(self) -> None:
-        while not self._closed:
+        # Until closed and drained: calls finishing during the stop's grace period still record.
+        while not self._closed or self._pending:
             if self._wake.wait(1.0):
                 time.sleep(BATCH_WAIT_SECONDS)  # let a burst gather into one pipelined write
             self._wake.clear()
@@ -197,6 +198,7 @@ class ServedRecorder:
                 log.exception("served-record writer failed")
 
     def close(self) -> None:
+        """Write what is queued and end the writer thread (the server is stopping)."""
         self._closed = True
         self._wake.set()
 

@@ -432,4 +432,7 @@ def create_server(
         servicer,
         metrics.request_seconds,
     )
-    return start_server(config, [binding], registry, loader=load, start_metrics=start_metrics)
+    server, port = start_server(config, [binding], registry, loader=load, start_metrics=start_metrics)
+    if servicer.feedback is not None:
+        server.closers.append(servicer.feedback.close)
+    return server, port

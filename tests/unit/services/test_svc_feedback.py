@@ -239,3 +239,15 @@ def test_redis_down_feedback_unavailable_recommend_unaffected(loop: Loop) -> Non
         assert time.monotonic() < deadline, "dropped records not counted"
         time.sleep(0.02)
     assert again.items
+
+
+def test_stopping_the_gateway_writes_what_is_queued_and_ends_the_writer(loop: Loop) -> None:
+    served = _recommend(loop)
+    feedback = loop.stack.servers["gateway"].bindings[0].servicer.feedback
+    writer = feedback.recorder._thread
+    loop.stack.stop(0)
+    writer.join(5)
+    assert not writer.is_alive()
+    import redis
+
+    assert redis.Redis.from_url(loop.redis.url).exists(f"newsrec:served:{served.request_id}")
