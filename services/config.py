@@ -132,6 +132,8 @@ class FeedbackConfig(_Strict):
     retry_after_seconds: float = Field(1.0, ge=0)
     # An event_time this far after the gateway's clock, or before the list was served, is refused.
     max_clock_skew_seconds: float = Field(300.0, ge=0)
+    # Window of the distinct-served-items gauge (coverage of the catalogue).
+    coverage_window_seconds: float = Field(3600.0, gt=0)
 
 
 class GatewayConfig(_Strict):

@@ -90,6 +90,10 @@ class ServedRecorder:
         self._wake = threading.Event()
         self._closed = False
         self._down_until = 0.0
+        # Coverage: distinct news ids served per variant in the current window (writer thread only).
+        self._window_start = time.monotonic()
+        self._distinct: dict[str, set[str]] = {}
+        self._closed_once = False
         self._thread = threading.Thread(target=self._run, name="served-writer", daemon=True)
         self._thread.start()
 
@@ -172,6 +176,8 @@ class ServedRecorder:
                 self._pending.pop(rid, None)
         for (_rid, entry), (_rid2, record) in zip(batch, served, strict=True):
             self._observe_age(record, entry[6])
+            self._distinct.setdefault(record.variant, set()).update(record.news_ids)
+        self._coverage()
         return len(batch) if ok else 0
 
     def _observe_age(self, record: Served, published: Any) -> None:
@@ -185,6 +191,19 @@ class ServedRecorder:
             at = published.get(news_id, 0)
             if at > 0:
                 histogram.observe(max(0.0, now - at))
+
+    def _coverage(self) -> None:
+        """`newsrec_gateway_served_distinct_items{variant}`: distinct items served in the
+        current window, then, once it closes, that whole window's count until the next."""
+        closed = time.monotonic() - self._window_start >= self._cfg.coverage_window_seconds
+        for variant, ids in self._distinct.items():
+            gauge = self._metrics.served_distinct.labels(variant=variant)
+            if closed or not self._closed_once:
+                gauge.set(len(ids))
+        if closed:
+            self._closed_once = True
+            self._window_start = time.monotonic()
+            self._distinct = {}
 
     def _run(self) -> None:
         # Until closed and drained: calls finishing during the stop's grace period still record.

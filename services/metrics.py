@@ -305,6 +305,13 @@ class GatewayMetrics(ServiceMetrics):
             ("variant", "reason"),
             registry=registry,
         )
+        self.served_distinct = Gauge(
+            "newsrec_gateway_served_distinct_items",
+            "Distinct articles served by this gateway in the last complete coverage window "
+            "(the current one until the first closes): the catalogue's coverage",
+            ("variant",),
+            registry=registry,
+        )
         self.served_age = Histogram(
             "newsrec_gateway_served_age_seconds",
             "Age of served articles at serving time (now - published_at), per item",
@@ -320,6 +327,7 @@ class GatewayMetrics(ServiceMetrics):
         for variant in variants:
             self.impressions.labels(variant=variant)
             self.clicks.labels(variant=variant)
+            self.served_distinct.labels(variant=variant)
             for result in FEEDBACK_RESULTS:
                 self.feedback_events.labels(variant=variant, result=result)
             for reason in SERVED_DROP_REASONS:

@@ -141,9 +141,11 @@ def loop() -> Iterator[Loop]:
     redis_proc.kill()
 
 
-def _recommend(loop: Loop, user: str = "U1", variant: str = "a") -> recommend_pb2.RecommendResponse:
+def _recommend(
+    loop: Loop, user: str = "U1", variant: str = "a", history: tuple[str, ...] = ("N1", "N2")
+) -> recommend_pb2.RecommendResponse:
     got = loop.stub.Recommend(
-        recommend_pb2.RecommendRequest(user_id=user, history_ids=["N1", "N2"], k=5, forced_variant=variant),
+        recommend_pb2.RecommendRequest(user_id=user, history_ids=history, k=5, forced_variant=variant),
         timeout=5,
     )
     assert len(got.request_id) == 32 and not got.degraded
@@ -239,6 +241,21 @@ def test_redis_down_feedback_unavailable_recommend_unaffected(loop: Loop) -> Non
         assert time.monotonic() < deadline, "dropped records not counted"
         time.sleep(0.02)
     assert again.items
+
+
+def test_coverage_gauge_counts_distinct_served_items(loop: Loop) -> None:
+    assert loop.sample("newsrec_gateway_served_distinct_items", variant="b") == 0  # exported at 0
+    histories = [("N1", "N2"), ("N1", "N2"), ("N40", "N41"), ("N200",)]
+    lists = [_recommend(loop, f"U{i}", history=h) for i, h in enumerate(histories)]
+    deadline = time.monotonic() + 5  # every served item's age is observed by the writer
+    while loop.sample("newsrec_gateway_served_age_seconds_count", variant="a") != 20:
+        assert time.monotonic() < deadline, loop.sample(
+            "newsrec_gateway_served_age_seconds_count", variant="a"
+        )
+        time.sleep(0.01)
+    distinct = {item.news_id for got in lists for item in got.items}
+    assert 5 < len(distinct) < 20  # two lists are the same, the others differ
+    assert loop.sample("newsrec_gateway_served_distinct_items", variant="a") == len(distinct)
 
 
 def test_stopping_the_gateway_writes_what_is_queued_and_ends_the_writer(loop: Loop) -> None:
