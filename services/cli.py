@@ -145,6 +145,8 @@ def recommend(
         f"cache hit {'yes' if resp.cache_hit else 'no'}  unknown history {resp.unknown_history_count}"
     )
     _out.print("latency ms: " + "  ".join(f"{name} {ms:.1f}" for name, ms in stages.items()))
+    if resp.request_id:  # for RecommendService.LogFeedback (docs/serving.md, "Feedback")
+        _out.print(f"request id {resp.request_id}")
 
 
 def register(app: typer.Typer) -> None:

@@ -125,6 +125,34 @@ class ReconnectConfig(_Strict):
                 f" max_backoff_ms ({self.max_backoff_ms})"
             )
         return self
+class FeedbackConfig(_Strict):
+    """The feedback loop of the gateway (docs/serving.md, "Feedback"): what it served, kept
+    under a request id, and the impressions and clicks sent back, appended to a Redis
+    Stream. On when a Redis URL is known: `redis_url`, else `cache.redis_url`."""
+
+    enabled: bool = True
+    redis_url: str | None = None
+    stream: str = "newsrec:feedback"
+    # XADD MAXLEN ~: the stream keeps about this many events (oldest trimmed first);
+    # ~770 B each in Redis with a 50-id history (bench/feedback_cost.py).
+    stream_maxlen: int = Field(1_000_000, ge=100)
+    served_prefix: str = "newsrec:served:"
+    # How long a served list accepts feedback (its record's TTL in Redis, ~750 B each).
+    served_ttl_seconds: int = Field(3600, ge=1)
+    # The last clicks of the request's history kept with the record (MIND's history column).
+    history_limit: int = Field(50, ge=0, le=MAX_HISTORY)
+    dedup_prefix: str = "newsrec:fbev:"
+    # How long an event id is remembered (~140 B each) so a client retry is stored once;
+    # a later replay is stored again, and `data from-events` still skips it.
+    dedup_ttl_seconds: int = Field(3600, ge=1)
+    # Served records waiting for the background writer; more are dropped (and counted).
+    queue_size: int = Field(10_000, ge=1)
+    timeout_seconds: float = Field(0.2, gt=0)
+    retry_after_seconds: float = Field(1.0, ge=0)
+    # An event_time this far after the gateway's clock, or before the list was served, is refused.
+    max_clock_skew_seconds: float = Field(300.0, ge=0)
+    # Window of the distinct-served-items gauge (coverage of the catalogue).
+    coverage_window_seconds: float = Field(3600.0, gt=0)
 
 
 class GatewayConfig(_Strict):
@@ -141,6 +169,7 @@ class GatewayConfig(_Strict):
     # Only for variants with a pinned model_version (the cache key holds the version).
     user_cache_lookaside: bool = True
     reconnect: ReconnectConfig = Field(default_factory=lambda: ReconnectConfig.model_validate({}))
+    feedback: FeedbackConfig = Field(default_factory=lambda: FeedbackConfig.model_validate({}))
 
     @model_validator(mode="after")
     def _check_variants(self) -> GatewayConfig:
@@ -238,6 +267,7 @@ _ENV_FIELDS: dict[str, str] = {
     "NEWSREC_MODEL_VERSION": "model_version",
     "NEWSREC_MILVUS_URI": "milvus_uri",
     "NEWSREC_REDIS_URL": "cache.redis_url",
+    "NEWSREC_FEEDBACK_REDIS_URL": "gateway.feedback.redis_url",
     "NEWSREC_LOG_LEVEL": "log_level",
     "NEWSREC_VARIANT": "variant",
     "NEWSREC_DRAIN_SECONDS": "drain_seconds",

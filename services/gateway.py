@@ -26,7 +26,8 @@ from newsrec.models.serving import ServingModel
 from services import ab, security
 from services.cache import VectorCache
 from services.catalog import NewsCatalog, NewsInfo, popular_fresh
-from services.config import MAX_HISTORY, GatewayConfig, ReconnectConfig, ServeConfig, VariantConfig
+from services.config import MAX_HISTORY, MAX_K, GatewayConfig, ReconnectConfig, ServeConfig, VariantConfig
+from services.feedback import Feedback, feedback_for
 from services.generated.newsrec.v1 import (
     common_pb2,
     ranking_pb2,
@@ -201,6 +202,9 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         self.config = config
         self.metrics = metrics
         self.deps: GatewayDeps | None = None
+        # The feedback loop (services/feedback.py); None: answers carry no request id.
+        self.feedback: Feedback | None = None
+        self._fallback_published: dict[str, dict[str, int]] = {}
 
     def _backend(self, request: recommend_pb2.RecommendRequest) -> VariantBackend:
         deps = self.deps
@@ -290,6 +294,8 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         else:
             items = self._fallback(backend, history, request.k)
         call.timed("total", time.perf_counter() - t_start)
+        published = candidates if retrieved else self._published_of_fallback(backend)
+        request_id = self._record_served(request.user_id, variant, model_version, items, history, published)
         return recommend_pb2.RecommendResponse(
             items=items,
             variant=variant,
@@ -299,7 +305,48 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
             stage_latencies=call.latencies,
             unknown_history_count=unknown,
             cache_hit=cache_hit,
+            request_id=request_id,
         )
+
+    # --- the feedback loop (services/feedback.py): kept apart from the stages above ---
+
+    def _record_served(
+        self,
+        user_id: str,
+        variant: str,
+        model_version: str,
+        items: list[recommend_pb2.RecommendedItem],
+        history: list[str],
+        published: Any,
+    ) -> str:
+        """The answer's request id ("" without a feedback loop). One queue insert here;
+        the record reaches Redis from a background thread."""
+        feedback = self.feedback
+        if feedback is None or not items:
+            return ""
+        return feedback.recorder.record(user_id, variant, model_version, items, history, published)
+
+    def _published_of_fallback(self, backend: VariantBackend) -> dict[str, int] | None:
+        """news id -> published_at of the variant's fallback list, built once (age histogram)."""
+        if self.feedback is None:
+            return None
+        name = backend.config.name
+        got = self._fallback_published.get(name)
+        if got is None:
+            got = self._fallback_published[name] = {i.news_id: i.published_at for i, _ in backend.fallback}
+        return got
+
+    def LogFeedback(
+        self, request: recommend_pb2.LogFeedbackRequest, context: grpc.ServicerContext
+    ) -> recommend_pb2.LogFeedbackResponse:
+        feedback = self.feedback
+        if feedback is None:
+            raise Unavailable(
+                "feedback: no feedback log configured (gateway.feedback.redis_url or cache.redis_url)"
+            )
+        answer = feedback.log.append(request, MAX_K)
+        set_call_variant(answer.variant)
+        return answer
 
     def _cached_user(
         self, backend: VariantBackend, user_id: str, history: list[str]
@@ -384,6 +431,7 @@ def create_server(
     registry = registry or CollectorRegistry()
     metrics = GatewayMetrics.of(registry)
     servicer = RecommendServicer(config.gateway, metrics)
+    servicer.feedback = feedback_for(config, metrics)
 
     def load() -> None:
         loaded = deps() if callable(deps) else deps
@@ -398,4 +446,7 @@ def create_server(
         servicer,
         metrics.request_seconds,
     )
-    return start_server(config, [binding], registry, loader=load, start_metrics=start_metrics)
+    server, port = start_server(config, [binding], registry, loader=load, start_metrics=start_metrics)
+    if servicer.feedback is not None:
+        server.closers.append(servicer.feedback.close)
+    return server, port

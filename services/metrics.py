@@ -54,6 +54,24 @@ DEGRADED_REASONS = (
     "ranker_rejected",
 )
 CACHE_RESULTS = ("hit", "miss", "error")
+# Why LogFeedback refused an event (services/feedback.py); each answers INVALID_ARGUMENT.
+FEEDBACK_REJECT_REASONS = (
+    "missing_field",  # event_id, request_id or user_id empty, or neither shown nor clicked ids
+    "bad_id",  # an id too long, or with a control character or whitespace
+    "too_many_ids",
+    "duplicate_id",  # the same news id twice in shown_ids or clicked_ids
+    "unknown_request",  # request_id never served, or its record expired
+    "wrong_user",  # user_id is not the user the list was served to
+    "not_served",  # a shown id the gateway did not serve under request_id
+    "not_shown",  # a clicked id not among the shown (or served) ids
+    "bad_time",  # event_time before the list was served or in the future
+)
+FEEDBACK_RESULTS = ("accepted", "duplicate")
+# The variant label of a refused event whose served list is not known (yet, or at all).
+UNKNOWN_VARIANT = "unknown"
+SERVED_DROP_REASONS = ("queue_full", "redis_error")
+# Age of served articles (seconds): an hour to a month.
+AGE_BUCKETS = (600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400)
 ASSIGNMENTS = ("hash", "forced")
 
 _INSTANCES: weakref.WeakKeyDictionary[CollectorRegistry, dict[type, ServiceMetrics]]
@@ -260,9 +278,68 @@ class GatewayMetrics(ServiceMetrics):
             ("variant",),
             registry=registry,
         )
+        self._feedback(registry)
+
+    def _feedback(self, registry: CollectorRegistry) -> None:
+        """The feedback loop's metrics (services/feedback.py)."""
+        self.impressions = Counter(
+            "newsrec_gateway_impressions_total",
+            "Items reported shown through LogFeedback (accepted events, retries not counted)",
+            ("variant",),
+            registry=registry,
+        )
+        self.clicks = Counter(
+            "newsrec_gateway_clicks_total",
+            "Items reported clicked through LogFeedback (accepted events, retries not counted)",
+            ("variant",),
+            registry=registry,
+        )
+        self.feedback_events = Counter(
+            "newsrec_gateway_feedback_events_total",
+            "LogFeedback events written (accepted) or recognised as a retry (duplicate)",
+            ("variant", "result"),
+            registry=registry,
+        )
+        self.feedback_rejected = Counter(
+            "newsrec_gateway_feedback_rejected_total",
+            "LogFeedback events refused with INVALID_ARGUMENT, never written, by reason "
+            "(variant 'unknown' until the served list is found)",
+            ("variant", "reason"),
+            registry=registry,
+        )
+        self.served_dropped = Counter(
+            "newsrec_gateway_served_records_dropped_total",
+            "Served lists whose record was not stored (no feedback possible for them)",
+            ("variant", "reason"),
+            registry=registry,
+        )
+        self.served_distinct = Gauge(
+            "newsrec_gateway_served_distinct_items",
+            "Distinct articles served by this gateway in the last complete coverage window "
+            "(the current one until the first closes): the catalogue's coverage",
+            ("variant",),
+            registry=registry,
+        )
+        self.served_age = Histogram(
+            "newsrec_gateway_served_age_seconds",
+            "Age of served articles at serving time (now - published_at), per item",
+            ("variant",),
+            buckets=AGE_BUCKETS,
+            registry=registry,
+        )
 
     def start_at_zero(self, variants: Sequence[str]) -> None:
+        for variant in (*variants, UNKNOWN_VARIANT):
+            for reason in FEEDBACK_REJECT_REASONS:
+                self.feedback_rejected.labels(variant=variant, reason=reason)
         for variant in variants:
+            self.impressions.labels(variant=variant)
+            self.clicks.labels(variant=variant)
+            self.served_distinct.labels(variant=variant)
+            for result in FEEDBACK_RESULTS:
+                self.feedback_events.labels(variant=variant, result=result)
+            for reason in SERVED_DROP_REASONS:
+                self.served_dropped.labels(variant=variant, reason=reason)
             for reason in DEGRADED_REASONS:
                 self.degraded.labels(variant=variant, reason=reason)
             for assignment in ASSIGNMENTS:

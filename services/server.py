@@ -55,6 +55,8 @@ class NewsrecServer:
     bindings: list[ServiceBinding] = field(default_factory=list)
     _httpd: Any = None
     draining: bool = False
+    # Called once by `stop` (e.g. the gateway's feedback writer: flush, then end its thread).
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def set_serving(self, serving: bool) -> None:
         if serving and self.draining:  # a load finishing during the drain must not undo it
@@ -74,6 +76,9 @@ class NewsrecServer:
         """Stop taking new calls, let in-flight calls finish within `grace` seconds."""
         self.start_drain()
         done: threading.Event = self.grpc_server.stop(grace)
+        closers, self.closers = self.closers, []
+        for close in closers:
+            close()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()

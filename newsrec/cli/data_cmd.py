@@ -1,4 +1,4 @@
-"""`newsrec data ...`: generate synthetic MIND and validate MIND-format directories."""
+"""`newsrec data ...`: synthetic MIND, validation, and MIND from the feedback stream."""
 
 from __future__ import annotations
 
@@ -118,3 +118,99 @@ def _print_report(report: object, show: int) -> None:
         console.print(bad)
     status = "[green]usable[/green]" if report.usable else f"[red]not usable[/red]: {report.reason}"
     console.print(status)
+
+
+def _stream_bound(text: str, option: str, end: bool) -> str:
+    """A stream id for XRANGE: '' (open), a stream id as is, or an ISO 8601 time (UTC when
+    it names no zone) as its millisecond id."""
+    from datetime import UTC, datetime
+
+    if not text:
+        return "+" if end else "-"
+    if text[0].isdigit() and "-" in text and text.replace("-", "").isdigit():
+        return text
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: not an ISO 8601 time or a stream id", param_hint=option
+        ) from None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return str(int(when.timestamp() * 1000))
+
+
+@app.command("from-events")
+def from_events(
+    out: Path = typer.Option(
+        ..., "--out", help="dataset root to write (train/, and dev/ when it gets impressions)"
+    ),
+    news: list[Path] = typer.Option(
+        ..., "--news", help="catalogue news.tsv (repeatable): the articles' rows"
+    ),
+    redis_url: str = typer.Option(
+        "", "--redis-url", envvar="NEWSREC_REDIS_URL", help="the gateway's feedback Redis"
+    ),
+    stream: str = typer.Option("newsrec:feedback", "--stream", help="the feedback stream key"),
+    group: str = typer.Option(
+        "", "--group", help="consumer group: export what it has not acknowledged, then acknowledge it"
+    ),
+    consumer: str = typer.Option("export", "--consumer", help="consumer name inside --group"),
+    since: str = typer.Option("", "--since", help="range mode: first event (ISO 8601 time or stream id)"),
+    until: str = typer.Option("", "--until", help="range mode: last event (ISO 8601 time or stream id)"),
+    dev_fraction: float = typer.Option(0.2, "--dev-fraction", help="latest share of impressions put in dev/"),
+    dev_after: str = typer.Option("", "--dev-after", help="impressions at or after this ISO time go to dev/"),
+    skip_unknown: bool = typer.Option(
+        False, "--skip-unknown", help="drop news ids missing from --news (counted) instead of failing"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Turn the gateway's feedback stream into a MIND dataset (behaviors.tsv, news.tsv)."""
+    from datetime import datetime
+
+    import redis
+
+    from newsrec.data.events import export
+    from newsrec.errors import NewsrecError
+
+    if not redis_url:
+        raise typer.BadParameter("set --redis-url or NEWSREC_REDIS_URL", param_hint="--redis-url")
+    if group and (since or until):
+        raise typer.BadParameter("--since/--until read a range; --group reads what is unacknowledged")
+    try:
+        cut = datetime.fromisoformat(dev_after).replace(tzinfo=None) if dev_after else None
+    except ValueError:
+        raise typer.BadParameter(f"{dev_after!r}: not an ISO 8601 time", param_hint="--dev-after") from None
+    client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        summary = export(
+            client,
+            stream,
+            out,
+            news,
+            group=group or None,
+            consumer=consumer,
+            start=_stream_bound(since, "--since", end=False),
+            end=_stream_bound(until, "--until", end=True),
+            dev_fraction=dev_fraction,
+            dev_after=cut,
+            skip_unknown=skip_unknown,
+        )
+    except NewsrecError as exc:
+        print(f"newsrec data from-events: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except redis.RedisError as exc:
+        print(f"newsrec data from-events: redis {redis_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+        return
+    j = summary.join
+    splits = ", ".join(f"{name} {count:,}" for name, count in summary.splits.items())
+    typer.echo(
+        f"wrote {out}: {j.impressions:,} impressions ({splits}), {j.clicks:,} clicks "
+        f"from {j.events:,} events "
+        f"({j.duplicate_events:,} duplicate, {j.clicks_without_impression:,} clicks without impression, "
+        f"{summary.unknown_ids_skipped:,} unknown ids skipped, {summary.acknowledged:,} acknowledged)"
+    )

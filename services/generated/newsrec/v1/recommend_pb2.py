@@ -22,23 +22,28 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anewsrec/v1/recommend.proto\x12\nnewsrec.v1\"[\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bhistory_ids\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x16\n\x0e\x66orced_variant\x18\x04 \x01(\t\"R\n\x0fRecommendedItem\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\".\n\x0cStageLatency\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\xf8\x01\n\x11RecommendResponse\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.newsrec.v1.RecommendedItem\x12\x0f\n\x07variant\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x04 \x01(\x08\x12\x18\n\x10\x64\x65graded_reasons\x18\x05 \x03(\t\x12\x31\n\x0fstage_latencies\x18\x06 \x03(\x0b\x32\x18.newsrec.v1.StageLatency\x12\x1d\n\x15unknown_history_count\x18\x07 \x01(\x05\x12\x11\n\tcache_hit\x18\x08 \x01(\x08\x32\\\n\x10RecommendService\x12H\n\tRecommend\x12\x1c.newsrec.v1.RecommendRequest\x1a\x1d.newsrec.v1.RecommendResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anewsrec/v1/recommend.proto\x12\nnewsrec.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bhistory_ids\x18\x02 \x03(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x16\n\x0e\x66orced_variant\x18\x04 \x01(\t\"R\n\x0fRecommendedItem\x12\x0f\n\x07news_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\".\n\x0cStageLatency\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"\x8c\x02\n\x11RecommendResponse\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.newsrec.v1.RecommendedItem\x12\x0f\n\x07variant\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x04 \x01(\x08\x12\x18\n\x10\x64\x65graded_reasons\x18\x05 \x03(\t\x12\x31\n\x0fstage_latencies\x18\x06 \x03(\x0b\x32\x18.newsrec.v1.StageLatency\x12\x1d\n\x15unknown_history_count\x18\x07 \x01(\x05\x12\x11\n\tcache_hit\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\"\xa3\x01\n\x12LogFeedbackRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x11\n\tshown_ids\x18\x04 \x03(\t\x12\x13\n\x0b\x63licked_ids\x18\x05 \x03(\t\x12.\n\nevent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x13LogFeedbackResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x0f\n\x07variant\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t2\xac\x01\n\x10RecommendService\x12H\n\tRecommend\x12\x1c.newsrec.v1.RecommendRequest\x1a\x1d.newsrec.v1.RecommendResponse\x12N\n\x0bLogFeedback\x12\x1e.newsrec.v1.LogFeedbackRequest\x1a\x1f.newsrec.v1.LogFeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'newsrec.v1.recommend_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECOMMENDREQUEST']._serialized_start=42
-  _globals['_RECOMMENDREQUEST']._serialized_end=133
-  _globals['_RECOMMENDEDITEM']._serialized_start=135
-  _globals['_RECOMMENDEDITEM']._serialized_end=217
-  _globals['_STAGELATENCY']._serialized_start=219
-  _globals['_STAGELATENCY']._serialized_end=265
-  _globals['_RECOMMENDRESPONSE']._serialized_start=268
-  _globals['_RECOMMENDRESPONSE']._serialized_end=516
-  _globals['_RECOMMENDSERVICE']._serialized_start=518
-  _globals['_RECOMMENDSERVICE']._serialized_end=610
+  _globals['_RECOMMENDREQUEST']._serialized_start=75
+  _globals['_RECOMMENDREQUEST']._serialized_end=166
+  _globals['_RECOMMENDEDITEM']._serialized_start=168
+  _globals['_RECOMMENDEDITEM']._serialized_end=250
+  _globals['_STAGELATENCY']._serialized_start=252
+  _globals['_STAGELATENCY']._serialized_end=298
+  _globals['_RECOMMENDRESPONSE']._serialized_start=301
+  _globals['_RECOMMENDRESPONSE']._serialized_end=569
+  _globals['_LOGFEEDBACKREQUEST']._serialized_start=572
+  _globals['_LOGFEEDBACKREQUEST']._serialized_end=735
+  _globals['_LOGFEEDBACKRESPONSE']._serialized_start=737
+  _globals['_LOGFEEDBACKRESPONSE']._serialized_end=854
+  _globals['_RECOMMENDSERVICE']._serialized_start=857
+  _globals['_RECOMMENDSERVICE']._serialized_end=1029
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -39,7 +42,7 @@ class StageLatency(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("items", "variant", "model_version", "degraded", "degraded_reasons", "stage_latencies", "unknown_history_count", "cache_hit")
+    __slots__ = ("items", "variant", "model_version", "degraded", "degraded_reasons", "stage_latencies", "unknown_history_count", "cache_hit", "request_id")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +51,7 @@ class RecommendResponse(_message.Message):
     STAGE_LATENCIES_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_HISTORY_COUNT_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[RecommendedItem]
     variant: str
     model_version: str
@@ -56,4 +60,35 @@ class RecommendResponse(_message.Message):
     stage_latencies: _containers.RepeatedCompositeFieldContainer[StageLatency]
     unknown_history_count: int
     cache_hit: bool
-    def __init__(self, items: _Optional[_Iterable[_Union[RecommendedItem, _Mapping]]] = ..., variant: _Optional[str] = ..., model_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., stage_latencies: _Optional[_Iterable[_Union[StageLatency, _Mapping]]] = ..., unknown_history_count: _Optional[int] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
+    request_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[RecommendedItem, _Mapping]]] = ..., variant: _Optional[str] = ..., model_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., degraded_reasons: _Optional[_Iterable[str]] = ..., stage_latencies: _Optional[_Iterable[_Union[StageLatency, _Mapping]]] = ..., unknown_history_count: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class LogFeedbackRequest(_message.Message):
+    __slots__ = ("event_id", "request_id", "user_id", "shown_ids", "clicked_ids", "event_time")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SHOWN_IDS_FIELD_NUMBER: _ClassVar[int]
+    CLICKED_IDS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    request_id: str
+    user_id: str
+    shown_ids: _containers.RepeatedScalarFieldContainer[str]
+    clicked_ids: _containers.RepeatedScalarFieldContainer[str]
+    event_time: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., request_id: _Optional[str] = ..., user_id: _Optional[str] = ..., shown_ids: _Optional[_Iterable[str]] = ..., clicked_ids: _Optional[_Iterable[str]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LogFeedbackResponse(_message.Message):
+    __slots__ = ("event_id", "duplicate", "stream_id", "variant", "model_version")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    duplicate: bool
+    stream_id: str
+    variant: str
+    model_version: str
+    def __init__(self, event_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., stream_id: _Optional[str] = ..., variant: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...

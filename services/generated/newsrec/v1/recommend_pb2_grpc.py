@@ -40,6 +40,11 @@ class RecommendServiceStub:
                 request_serializer=newsrec_dot_v1_dot_recommend__pb2.RecommendRequest.SerializeToString,
                 response_deserializer=newsrec_dot_v1_dot_recommend__pb2.RecommendResponse.FromString,
                 _registered_method=True)
+        self.LogFeedback = channel.unary_unary(
+                '/newsrec.v1.RecommendService/LogFeedback',
+                request_serializer=newsrec_dot_v1_dot_recommend__pb2.LogFeedbackRequest.SerializeToString,
+                response_deserializer=newsrec_dot_v1_dot_recommend__pb2.LogFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class RecommendServiceServicer:
@@ -52,6 +57,16 @@ class RecommendServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LogFeedback(self, request, context):
+        """Impressions and clicks of one served list (docs/serving.md, "Feedback"): checked
+        against what the gateway served under `request_id`, then appended to the feedback
+        log (a Redis Stream). INVALID_ARGUMENT names the bad field; UNAVAILABLE when the log
+        cannot be written (retry with the same event_id: it is stored once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommendServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +74,11 @@ def add_RecommendServiceServicer_to_server(servicer, server):
                     servicer.Recommend,
                     request_deserializer=newsrec_dot_v1_dot_recommend__pb2.RecommendRequest.FromString,
                     response_serializer=newsrec_dot_v1_dot_recommend__pb2.RecommendResponse.SerializeToString,
+            ),
+            'LogFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogFeedback,
+                    request_deserializer=newsrec_dot_v1_dot_recommend__pb2.LogFeedbackRequest.FromString,
+                    response_serializer=newsrec_dot_v1_dot_recommend__pb2.LogFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +109,33 @@ class RecommendService:
             '/newsrec.v1.RecommendService/Recommend',
             newsrec_dot_v1_dot_recommend__pb2.RecommendRequest.SerializeToString,
             newsrec_dot_v1_dot_recommend__pb2.RecommendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/newsrec.v1.RecommendService/LogFeedback',
+            newsrec_dot_v1_dot_recommend__pb2.LogFeedbackRequest.SerializeToString,
+            newsrec_dot_v1_dot_recommend__pb2.LogFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
