@@ -1,4 +1,4 @@
-"""`newsrec pipeline compile|run|submit` and `newsrec pipeline registry list|show|set-current`."""
+"""`newsrec pipeline compile|run|submit` (and `newsrec pipeline registry`, an alias of `newsrec registry`)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from newsrec.cli.registry_cmd import app as registry_app
 from newsrec.errors import NewsrecError
 from pipelines.params import PipelineParams, pipeline_options
 
-app = typer.Typer(help="Kubeflow pipeline: compile, run locally, submit; registry.", no_args_is_help=True)
-registry_app = typer.Typer(help="Inspect and flip model versions in a registry.", no_args_is_help=True)
-app.add_typer(registry_app, name="registry")
+app = typer.Typer(help="Kubeflow pipeline: compile, run locally, submit.", no_args_is_help=True)
+# `newsrec pipeline registry ...` stays as an alias of the library's `newsrec registry ...`.
+app.add_typer(registry_app, name="registry", help="Alias of `newsrec registry`.")
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)  # error messages name paths: never wrap them
 
@@ -255,63 +256,3 @@ def _submit_fingerprint(data: str, storage: str) -> str:
         except Exception as exc:  # unreachable bucket, no credentials: the run still works
             _err.print(f"[yellow]warning:[/yellow] cannot fingerprint {data} ({exc}); caching by path")
     return ""
-
-
-@registry_app.command("list")
-def registry_list(
-    root: Annotated[Path, typer.Option(help="registry root")],
-    name: Annotated[str | None, typer.Option(help="model name (default: all)")] = None,
-) -> None:
-    """Versions per model, with the current one marked."""
-    from newsrec.registry import Registry
-
-    reg = Registry(root)
-    table = Table(title=f"registry {root}")
-    for col in ("model", "version", "current", "created", "collection"):
-        table.add_column(col)
-    for model in [name] if name else reg.list_models():
-        current = reg.current(model)
-        for version in reg.list_versions(model):
-            m = reg.resolve(model, version)
-            coll = m.index.collection if m.index else ""
-            table.add_row(model, version, "*" if version == current else "", m.created_at, coll)
-    _out.print(table)
-
-
-@registry_app.command("show")
-def registry_show(
-    root: Annotated[Path, typer.Option(help="registry root")],
-    name: str = typer.Argument(..., help="model name"),
-    version: str | None = typer.Argument(None, help="version (default: current)"),
-    verify: Annotated[bool, typer.Option(help="recompute artifact checksums")] = True,
-) -> None:
-    """Print a version's manifest (and verify its checksums)."""
-    from newsrec.registry import Registry
-
-    try:
-        m = Registry(root).resolve(name, version)
-        if verify:
-            m.verify()
-    except NewsrecError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    _out.print_json(m.model_dump_json())
-    if verify:
-        _out.print("[green]checksums OK[/green]")
-
-
-@registry_app.command("set-current")
-def registry_set_current(
-    root: Annotated[Path, typer.Option(help="registry root")],
-    name: str = typer.Argument(..., help="model name"),
-    version: str = typer.Argument(..., help="version to make current"),
-) -> None:
-    """Atomically point CURRENT at VERSION."""
-    from newsrec.registry import Registry
-
-    try:
-        Registry(root).set_current(name, version)
-    except NewsrecError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    _out.print(f"{name}: current = {version}")
