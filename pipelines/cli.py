@@ -167,7 +167,7 @@ def run_local(params: dict[str, Any], out: Path, cache: bool = True) -> dict[str
             task = build_pipeline(for_cluster=False, cache_keys=local_cache_keys(params))(**params)
     except RuntimeError as exc:  # kfp.local raises RuntimeError naming the failed task
         raise NewsrecError(f"pipeline failed: {exc}") from exc
-    summary = json.loads(Path(task.output.path).read_text())
+    summary: dict[str, Any] = json.loads(Path(task.output.path).read_text())
     summary["duration_s"] = round(time.perf_counter() - started, 1)
     summary["pipeline_root"] = str(out / "pipeline_root")
     return summary

@@ -196,7 +196,8 @@ def _base_type(info: FieldInfo) -> type:
     ann = info.annotation
     if typing.get_origin(ann) is Literal:
         return type(typing.get_args(ann)[0])
-    assert isinstance(ann, type), ann
+    if not isinstance(ann, type):
+        raise TypeError(f"{ann}: a pipeline parameter is a str, int, float, bool or a Literal of one")
     return ann
 
 
@@ -207,6 +208,9 @@ def _default(info: FieldInfo) -> Any:
 # ---------------------------------------------------------------- the kfp signature
 
 
+_POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD  # kfp passes the inputs in signature order
+
+
 def pipeline_signature(return_annotation: Any) -> inspect.Signature:
     """Signature of the pipeline function: every field (required ones first, as kfp's
     input order is the signature's), then `config_json`; names, types, IR defaults."""
@@ -214,10 +218,8 @@ def pipeline_signature(return_annotation: Any) -> inspect.Signature:
     for name, info in PipelineParams.model_fields.items():
         meta = param_meta(info)
         default = meta.pipeline_default if meta.pipeline_default is not None else _default(info)
-        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
-                                        annotation=_base_type(info)))  # fmt: skip
-    params.append(inspect.Parameter(DERIVED_INPUT, inspect.Parameter.POSITIONAL_OR_KEYWORD, default="{}",
-                                    annotation=str))  # fmt: skip
+        params.append(inspect.Parameter(name, _POSITIONAL, default=default, annotation=_base_type(info)))
+    params.append(inspect.Parameter(DERIVED_INPUT, _POSITIONAL, default="{}", annotation=str))
     params.sort(key=lambda p: p.default is not inspect.Parameter.empty)  # stable: required first
     return inspect.Signature(params, return_annotation=return_annotation)
 
