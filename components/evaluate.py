@@ -21,25 +21,19 @@ def evaluate(
     embedded as base64 data URIs (the UI cannot resolve a Markdown report's relative PNGs)."""
     import base64
     import html
-    import json
     import re
     import shutil
     from pathlib import Path
 
-    import torch
-
+    from components.runtime import clamp_torch_threads, log_metrics
     from newsrec.eval.evaluate import EvalConfig, evaluate_run
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    clamp_torch_threads()
     run_dir = Path(run.path) / str(run.metadata["run_subdir"])
     out = Path(evaluation.path)
     m = evaluate_run(EvalConfig(run=run_dir, data=Path(dataset.path), out=out, split=split, progress=False))
-    for scorer, s in m["scorers"].items():
-        for key in ("auc", "mrr", "ndcg5", "ndcg10"):
-            metrics.log_metric(f"{scorer}_{key}", float(s[key]))
-    # kfp.local counts a cached output whose file is missing as a miss, and log_metric
-    # writes no file: write the metrics as JSON so cached steps are reused.
-    Path(metrics.path).write_text(json.dumps(dict(metrics.metadata), indent=2))
+    keys = ("auc", "mrr", "ndcg5", "ndcg10")
+    log_metrics(metrics, {f"{scorer}_{k}": s[k] for scorer, s in m["scorers"].items() for k in keys})
     shutil.copyfile(out / "report.md", report.path)
     # Markdown in <pre> (tables stay aligned), each ![alt](file.png) an inline <img>.
     parts = []

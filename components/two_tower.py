@@ -23,18 +23,16 @@ def train_two_tower(
 
     The model version is not an input: the services name a model by its registry version,
     so a new version that only changes the index re-uses this step's cached output."""
-    import json
     from pathlib import Path
 
-    import torch
-
+    from components.runtime import clamp_torch_threads, log_metrics
     from newsrec.data.validate import require_embeddings
     from newsrec.models.towers import ModelConfig
     from newsrec.train.config import TrainConfig
     from newsrec.train.two_tower import train_two_tower as train
 
     require_embeddings(Path(embeddings.path), Path(dataset.path))  # empty / 0-dim / not covering
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    clamp_torch_threads()
     cfg = TrainConfig(
         data=Path(dataset.path),
         embeddings=Path(embeddings.path),
@@ -47,12 +45,14 @@ def train_two_tower(
         progress=False,
     )
     result = train(cfg)
-    metrics.log_metric("best_dev_auc", result.best_dev_auc)
-    metrics.log_metric("best_epoch", float(result.best_epoch))
-    metrics.log_metric("impressions_per_second", result.impressions_per_second)
-    # kfp.local counts a cached output whose file is missing as a miss, and log_metric
-    # writes no file: write the metrics as JSON so cached steps are reused.
-    Path(metrics.path).write_text(json.dumps(dict(metrics.metadata), indent=2))
+    log_metrics(
+        metrics,
+        {
+            "best_dev_auc": result.best_dev_auc,
+            "best_epoch": result.best_epoch,
+            "impressions_per_second": result.impressions_per_second,
+        },
+    )
     run.metadata.update(
         {
             "framework": "pytorch",

@@ -1,4 +1,4 @@
-"""`newsrec pipeline compile|run|submit` and `newsrec pipeline registry list|show|set-current`."""
+"""`newsrec pipeline compile|run|submit` (and `newsrec pipeline registry`, an alias of `newsrec registry`)."""
 
 from __future__ import annotations
 
@@ -14,37 +14,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from newsrec.cli.registry_cmd import app as registry_app
 from newsrec.errors import NewsrecError
+from pipelines.params import PipelineParams, pipeline_options
 
-app = typer.Typer(help="Kubeflow pipeline: compile, run locally, submit; registry.", no_args_is_help=True)
-registry_app = typer.Typer(help="Inspect and flip model versions in a registry.", no_args_is_help=True)
-app.add_typer(registry_app, name="registry")
+app = typer.Typer(help="Kubeflow pipeline: compile, run locally, submit.", no_args_is_help=True)
+# `newsrec pipeline registry ...` stays as an alias of the library's `newsrec registry ...`.
+app.add_typer(registry_app, name="registry", help="Alias of `newsrec registry`.")
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)  # error messages name paths: never wrap them
 
-# Options shared by `run` and `submit` (the pipeline's parameters).
-Provider = Annotated[str, typer.Option(help="embedding provider: local | openai")]
-EmbModel = Annotated[str, typer.Option(help="embedding model ('' = provider default)")]
-BaseUrl = Annotated[str, typer.Option(help="OpenAI-compatible base URL ('' = default)")]
-Dims = Annotated[int, typer.Option(help="embedding dimensions (0 = model default)")]
-Fusion = Annotated[str, typer.Option(help="residual | attention | gate | concat")]
-IndexType = Annotated[str, typer.Option(help="Milvus index: FLAT|IVF_FLAT|HNSW (server)|AUTOINDEX")]
-Version = Annotated[str, typer.Option(help="model version ('' = v<hash of data + parameters>)")]
-
-
-_WHERE = ("data_dir", "milvus_uri", "registry_root", "model_version", "pvc_name")
-
 
 def _params(**kw: Any) -> dict[str, Any]:
-    """Pipeline arguments. The config (everything but locations) goes into the registry
-    manifest; an empty model_version becomes `v<hash of the config>`, so the same inputs
-    give the same version (and cache hits) and changed inputs a new version, never a
-    rebuild of a served collection."""
-    config = {k: v for k, v in kw.items() if k not in _WHERE}
-    config_json = json.dumps(config, sort_keys=True)
-    if not kw.get("model_version"):
-        kw["model_version"] = "v" + hashlib.sha256(config_json.encode()).hexdigest()[:10]
-    return {**kw, "config_json": config_json}
+    """The pipeline's arguments for `kw` (PipelineParams fields): every parameter, an empty
+    model_version resolved to `v<hash of the config>` (same inputs, same version and cache
+    hits; changed inputs a new version, never a rebuild of a served collection), and
+    config_json, the config the registry manifest records."""
+    return PipelineParams(**kw).arguments()
 
 
 def data_fingerprint(root: Path | str) -> str:
@@ -108,30 +94,24 @@ def _cluster_pipeline(storage: str, gpu: str) -> Any:
         raise typer.BadParameter(str(exc), param_hint="--storage") from None
 
 
+_RUN_LOCATIONS = {
+    "milvus_uri": ("", "default: OUT/milvus.db (Milvus Lite); http://host:19530 for a server"),
+    "registry_root": ("", "default: OUT/registry; or s3://bucket/prefix"),
+}
+
+
 @app.command()
+@pipeline_options(cluster=False, overrides=_RUN_LOCATIONS)
 def run(
-    data: Annotated[str, typer.Option(help="MIND-format dataset root (train/, dev/): a path or s3://...")],
     out: Annotated[Path, typer.Option(help="output dir: pipeline root, cache, milvus.db, registry/")],
-    model_name: str = "newsrec",
-    model_version: Version = "",
-    embedding_provider: Provider = "local",
-    embedding_model: EmbModel = "",
-    embedding_base_url: BaseUrl = "",
-    embedding_dimensions: Dims = 0,
-    fusion: Fusion = "residual",
-    epochs: int = 3,
-    output_dim: int = 256,
-    max_train_impressions: int = 0,
-    index_type: IndexType = "FLAT",
-    milvus_uri: Annotated[
-        str, typer.Option(help="default: OUT/milvus.db (Milvus Lite); http://host:19530 for a server")
-    ] = "",
-    registry_root: Annotated[str, typer.Option(help="default: OUT/registry; or s3://bucket/prefix")] = "",
     cache: Annotated[bool, typer.Option(help="reuse finished steps with the same inputs")] = True,
+    *,
+    params: PipelineParams,
 ) -> None:
     """Run the same pipeline on this machine, offline, through kfp.local (subprocess runner)."""
     from newsrec.registry import is_remote
 
+    data = params.data_dir
     if not is_remote(data) and not Path(data).is_dir():
         raise typer.BadParameter(f"{data}: not a directory", param_hint="--data")
     if not is_remote(data):  # a bucket is validated by the ingest step, which downloads it
@@ -139,28 +119,17 @@ def run(
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        fingerprint = data_fingerprint(data)
+        fingerprint = params.data_fingerprint or data_fingerprint(data)
     except (NewsrecError, OSError) as exc:
         raise typer.BadParameter(f"{data}: {exc}", param_hint="--data") from None
-    params = _params(
-        data_dir=data if is_remote(data) else str(Path(data).resolve()),
-        data_fingerprint=fingerprint,
-        milvus_uri=milvus_uri or str(out / "milvus.db"),
-        registry_root=registry_root or str(out / "registry"),
-        model_name=model_name,
-        model_version=model_version,
-        embedding_provider=embedding_provider,
-        embedding_model=embedding_model,
-        embedding_base_url=embedding_base_url,
-        embedding_dimensions=embedding_dimensions,
-        fusion=fusion,
-        epochs=epochs,
-        output_dim=output_dim,
-        max_train_impressions=max_train_impressions,
-        index_type=index_type,
-    )
+    where = {
+        "data_dir": data if is_remote(data) else str(Path(data).resolve()),
+        "data_fingerprint": fingerprint,
+        "milvus_uri": params.milvus_uri or str(out / "milvus.db"),
+        "registry_root": params.registry_root or str(out / "registry"),
+    }
     try:
-        summary = run_local(params, out, cache=cache)
+        summary = run_local(_params(**{**params.model_dump(), **where}), out, cache=cache)
     except NewsrecError as exc:
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -198,7 +167,7 @@ def run_local(params: dict[str, Any], out: Path, cache: bool = True) -> dict[str
             task = build_pipeline(for_cluster=False, cache_keys=local_cache_keys(params))(**params)
     except RuntimeError as exc:  # kfp.local raises RuntimeError naming the failed task
         raise NewsrecError(f"pipeline failed: {exc}") from exc
-    summary = json.loads(Path(task.output.path).read_text())
+    summary: dict[str, Any] = json.loads(Path(task.output.path).read_text())
     summary["duration_s"] = round(time.perf_counter() - started, 1)
     summary["pipeline_root"] = str(out / "pipeline_root")
     return summary
@@ -220,59 +189,32 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 @app.command()
+@pipeline_options(cluster=True)
 def submit(
     host: Annotated[str, typer.Option(help="Kubeflow Pipelines API endpoint, e.g. http://localhost:8080")],
-    data: Annotated[str, typer.Option(help="dataset location as the cluster sees it")],
-    milvus_uri: Annotated[str, typer.Option(help="e.g. http://milvus.milvus:19530")],
-    registry_root: Annotated[str, typer.Option(help="registry root as the cluster sees it")],
     experiment: Annotated[str, typer.Option(help="experiment name")] = "newsrec",
     run_name: Annotated[str, typer.Option(help="run name (default: pipeline name + time)")] = "",
-    model_name: str = "newsrec",
-    model_version: Version = "",
-    embedding_provider: Provider = "local",
-    embedding_model: EmbModel = "",
-    embedding_base_url: BaseUrl = "",
-    embedding_dimensions: Dims = 0,
-    fusion: Fusion = "residual",
-    epochs: int = 3,
-    output_dim: int = 256,
-    index_type: IndexType = "FLAT",
     storage: Storage = "pvc",
-    pvc_name: Annotated[str, typer.Option(help="claim mounted under --storage pvc")] = "newsrec-data",
-    data_fingerprint_: Annotated[
-        str, typer.Option("--data-fingerprint", help="content hash of the data ('' = computed from --data)")
-    ] = "",
     gpu: Gpu = "",
     token: Annotated[str, typer.Option(envvar="KFP_TOKEN", help="bearer token (env KFP_TOKEN)")] = "",
+    *,
+    params: PipelineParams,
 ) -> None:
-    """Compile and submit the pipeline to a Kubeflow Pipelines cluster with kfp.Client."""
+    """Compile and submit the pipeline to a Kubeflow Pipelines cluster with kfp.Client.
+
+    Locations (--data, --registry-root, --milvus-uri) are as the cluster's pods see them."""
     import kfp
 
     if not host.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{host!r}: must start with http:// or https://", param_hint="--host")
-    _check_cluster_locations(storage, {"--data": data, "--registry-root": registry_root}, milvus_uri)
-    fingerprint = data_fingerprint_ or _submit_fingerprint(data, storage)
-    params = _params(
-        data_dir=data,
-        data_fingerprint=fingerprint,
-        pvc_name=pvc_name,
-        milvus_uri=milvus_uri,
-        registry_root=registry_root,
-        model_name=model_name,
-        model_version=model_version,
-        embedding_provider=embedding_provider,
-        embedding_model=embedding_model,
-        embedding_base_url=embedding_base_url,
-        embedding_dimensions=embedding_dimensions,
-        fusion=fusion,
-        epochs=epochs,
-        output_dim=output_dim,
-        index_type=index_type,
-    )
+    where = {"--data": params.data_dir, "--registry-root": params.registry_root}
+    _check_cluster_locations(storage, where, params.milvus_uri)
+    fingerprint = params.data_fingerprint or _submit_fingerprint(params.data_dir, storage)
+    arguments = _params(**{**params.model_dump(), "data_fingerprint": fingerprint})
     client = kfp.Client(host=host, existing_token=token or None)
     result = client.create_run_from_pipeline_func(
         _cluster_pipeline(storage, gpu),
-        arguments=params,
+        arguments=arguments,
         run_name=run_name or None,
         experiment_name=experiment,
         enable_caching=True,
@@ -314,63 +256,3 @@ def _submit_fingerprint(data: str, storage: str) -> str:
         except Exception as exc:  # unreachable bucket, no credentials: the run still works
             _err.print(f"[yellow]warning:[/yellow] cannot fingerprint {data} ({exc}); caching by path")
     return ""
-
-
-@registry_app.command("list")
-def registry_list(
-    root: Annotated[Path, typer.Option(help="registry root")],
-    name: Annotated[str | None, typer.Option(help="model name (default: all)")] = None,
-) -> None:
-    """Versions per model, with the current one marked."""
-    from newsrec.registry import Registry
-
-    reg = Registry(root)
-    table = Table(title=f"registry {root}")
-    for col in ("model", "version", "current", "created", "collection"):
-        table.add_column(col)
-    for model in [name] if name else reg.list_models():
-        current = reg.current(model)
-        for version in reg.list_versions(model):
-            m = reg.resolve(model, version)
-            coll = m.index.collection if m.index else ""
-            table.add_row(model, version, "*" if version == current else "", m.created_at, coll)
-    _out.print(table)
-
-
-@registry_app.command("show")
-def registry_show(
-    root: Annotated[Path, typer.Option(help="registry root")],
-    name: str = typer.Argument(..., help="model name"),
-    version: str | None = typer.Argument(None, help="version (default: current)"),
-    verify: Annotated[bool, typer.Option(help="recompute artifact checksums")] = True,
-) -> None:
-    """Print a version's manifest (and verify its checksums)."""
-    from newsrec.registry import Registry
-
-    try:
-        m = Registry(root).resolve(name, version)
-        if verify:
-            m.verify()
-    except NewsrecError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    _out.print_json(m.model_dump_json())
-    if verify:
-        _out.print("[green]checksums OK[/green]")
-
-
-@registry_app.command("set-current")
-def registry_set_current(
-    root: Annotated[Path, typer.Option(help="registry root")],
-    name: str = typer.Argument(..., help="model name"),
-    version: str = typer.Argument(..., help="version to make current"),
-) -> None:
-    """Atomically point CURRENT at VERSION."""
-    from newsrec.registry import Registry
-
-    try:
-        Registry(root).set_current(name, version)
-    except NewsrecError as exc:
-        _err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    _out.print(f"{name}: current = {version}")

@@ -17,7 +17,6 @@ under it; `storage="object"` mounts nothing and they are s3:// / gs:// / minio:/
 """
 
 import hashlib
-import inspect
 import json
 from typing import Any
 
@@ -31,15 +30,17 @@ from components.kg import build_graph
 from components.publish import publish_model
 from components.ranker import train_ranker
 from components.two_tower import train_two_tower
+from pipelines.params import pipeline_signature, step_inputs, step_params
 
 PIPELINE_NAME = "newsrec-training"
+DESCRIPTION = "MIND data to a registered model and a Milvus collection"
+SIGNATURE = pipeline_signature(dsl.Artifact)  # the inputs: PipelineParams' fields + config_json
 # Secret holding the embedding API key; its key `api-key` becomes OPENAI_API_KEY in the embed step.
 SECRET_NAME = "newsrec-embedding-api"
 SECRET_KEY = "api-key"
 SECRET_ENV = "OPENAI_API_KEY"
 IO_RETRIES = 3  # steps that call remote services or write shared stores
 PVC_MOUNT = "/mnt/newsrec"  # where storage="pvc" mounts the data volume in every step
-DEFAULT_PVC = "newsrec-data"  # the claim helm/newsrec creates (pipelineStorage.enabled)
 STORAGE_MODES = ("pvc", "object")
 # Requests/limits per step (CPU cores, memory). Torch steps (embed, towers, ranker) need the
 # most; limits above requests leave room for a peak without reserving it on the node.
@@ -64,28 +65,23 @@ def _io_step(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task.set_retry(num_retries=IO_RETRIES, backoff_duration="10s", backoff_factor=2.0)
 
 
-# What each step depends on: upstream steps and pipeline parameters. Used for the local
-# cache keys (`local_cache_keys`); must match the wiring below (a test checks it).
+# What each step depends on: upstream steps (must match the wiring in `_wire`, a test checks
+# it) and the pipeline parameters it reads (declared on PipelineParams). Used for the local
+# cache keys (`local_cache_keys`). Not model_version for the towers: the version is a hash of
+# every parameter (index type too), and the services take it from the registry manifest, so
+# a new index does not re-train.
+_UPSTREAM: dict[str, tuple[str, ...]] = {
+    "ingest": (),
+    "embed": ("ingest",),
+    "graph": ("ingest",),
+    "towers": ("ingest", "embed", "graph"),
+    "ranker": ("ingest", "towers"),
+    "evaluate": ("ingest", "ranker"),
+    "index": ("ingest", "ranker"),
+    "publish": ("ranker", "evaluate", "embed", "index"),
+}
 STEP_DEPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "ingest": ((), ("data_dir", "data_fingerprint", "max_bad_share")),
-    "embed": (
-        ("ingest",),
-        ("embedding_provider", "embedding_model", "embedding_base_url", "embedding_dimensions"),
-    ),
-    "graph": (("ingest",), ("max_entities",)),
-    "towers": (
-        ("ingest", "embed", "graph"),
-        # Not model_version: the version is a hash of every parameter (index type too), and
-        # the services take it from the registry manifest, so a new index does not re-train.
-        ("epochs", "fusion", "output_dim", "max_train_impressions", "seed"),
-    ),
-    "ranker": (("ingest", "towers"), ("seed",)),
-    "evaluate": (("ingest", "ranker"), ("eval_split",)),
-    "index": (("ingest", "ranker"), ("milvus_uri", "model_name", "model_version", "index_type")),
-    "publish": (
-        ("ranker", "evaluate", "embed", "index"),
-        ("registry_root", "model_name", "model_version", "config_json", "set_current"),
-    ),
+    step: (upstream, step_params(step)) for step, upstream in _UPSTREAM.items()
 }
 STEP_COMPONENTS = {
     "ingest": ingest_data,
@@ -108,8 +104,7 @@ def local_cache_keys(params: dict[str, Any]) -> dict[str, str]:
     an artifact restored from the cache differs from a fresh one in ways that do not matter
     (measured: every step after a cached one missed), so nothing below the first level hit.
     """
-    signature = inspect.signature(build_pipeline(False).pipeline_func)
-    defaults = {k: v.default for k, v in signature.parameters.items()}
+    defaults = {k: v.default for k, v in SIGNATURE.parameters.items()}
     values = {**defaults, **params}
     keys: dict[str, str] = {}
     for step, (upstream, names) in STEP_DEPS.items():  # insertion order is topological
@@ -149,98 +144,56 @@ def build_pipeline(
     if storage not in STORAGE_MODES:
         raise ValueError(f"storage {storage!r}: choose one of {', '.join(STORAGE_MODES)}")
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="MIND data to a registered model and a Milvus collection")
-    def newsrec_pipeline(
-        data_dir: str,
-        milvus_uri: str,
-        registry_root: str,
-        model_name: str = "newsrec",
-        model_version: str = "v1",
-        data_fingerprint: str = "",
-        max_bad_share: float = 0.01,
-        embedding_provider: str = "local",
-        embedding_model: str = "",
-        embedding_base_url: str = "",
-        embedding_dimensions: int = 0,
-        fusion: str = "residual",
-        epochs: int = 3,
-        output_dim: int = 256,
-        max_train_impressions: int = 0,
-        seed: int = 0,
-        eval_split: str = "dev",
-        index_type: str = "FLAT",
-        max_entities: int = 8,
-        set_current: bool = True,
-        config_json: str = "{}",
-        pvc_name: str = DEFAULT_PVC,
-    ) -> dsl.Artifact:
-        ingest = ingest_data(
-            data_dir=data_dir, data_fingerprint=data_fingerprint, max_bad_share=max_bad_share
-        )
-        ingest.set_display_name("validate + ingest")
-        embed = embed_news(
-            dataset=ingest.outputs["dataset"],
-            provider=embedding_provider,
-            model=embedding_model,
-            base_url=embedding_base_url,
-            dimensions=embedding_dimensions,
-        )
-        embed.set_display_name("embed news")
-        if for_cluster:
-            from kfp import kubernetes
-
-            kubernetes.use_secret_as_env(
-                embed, secret_name=SECRET_NAME, secret_key_to_env={SECRET_KEY: SECRET_ENV}, optional=True
-            )
-        graph = build_graph(dataset=ingest.outputs["dataset"], max_entities=max_entities)
-        graph.set_display_name("build KG")
-        towers = train_two_tower(
-            dataset=ingest.outputs["dataset"],
-            embeddings=embed.outputs["embeddings"],
-            graph=graph.outputs["graph"],
-            epochs=epochs,
-            fusion=fusion,
-            output_dim=output_dim,
-            max_train_impressions=max_train_impressions,
-            seed=seed,
-        )
-        towers.set_display_name("train two-tower + GNN")
-        ranker = train_ranker(dataset=ingest.outputs["dataset"], towers=towers.outputs["run"], seed=seed)
-        ranker.set_display_name("train ranker")
-        ev = evaluate(dataset=ingest.outputs["dataset"], run=ranker.outputs["run"], split=eval_split)
-        ev.set_display_name("evaluate")
-        index = build_index(
-            dataset=ingest.outputs["dataset"],
-            run=ranker.outputs["run"],
-            milvus_uri=milvus_uri,
-            model_name=model_name,
-            model_version=model_version,
-            index_type=index_type,
-        )
-        index.set_display_name("build Milvus collection")
-        pub = publish_model(
-            run=ranker.outputs["run"],
-            evaluation=ev.outputs["evaluation"],
-            embeddings=embed.outputs["embeddings"],
-            index_info=index.outputs["index_info"],
-            registry_root=registry_root,
-            model_name=model_name,
-            model_version=model_version,
-            config_json=config_json,
-            set_current=set_current,
-        )
-        pub.set_display_name("publish to registry")
-        tasks = {"ingest": ingest, "embed": embed, "graph": graph, "towers": towers}
-        tasks.update({"ranker": ranker, "evaluate": ev, "index": index, "publish": pub})
+    def newsrec_pipeline(*args: Any) -> dsl.Artifact:
+        # kfp calls this with one channel per input, in the signature's order
+        p = dict(zip(SIGNATURE.parameters, args, strict=True))
+        tasks = _wire(p, for_cluster)
         for step, task in tasks.items():
             task.set_caching_options(enable_caching=True, cache_key=(cache_keys or {}).get(step))
             if step in RETRIED:
                 _io_step(task)
         if for_cluster:
-            _place(tasks, gpu, storage, pvc_name)
-        return pub.outputs["manifest"]
+            _place(tasks, gpu, storage, p["pvc_name"])
+        return tasks["publish"].outputs["manifest"]
 
-    return newsrec_pipeline
+    newsrec_pipeline.__signature__ = SIGNATURE  # type: ignore[attr-defined]
+    return dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)(newsrec_pipeline)
+
+
+def _wire(p: dict[str, Any], for_cluster: bool) -> dict[str, dsl.PipelineTask]:
+    """The steps and their data flow; parameters go where PipelineParams says (step_inputs)."""
+    ingest = ingest_data(**step_inputs("ingest", p)).set_display_name("validate + ingest")
+    dataset = ingest.outputs["dataset"]
+    embed = embed_news(dataset=dataset, **step_inputs("embed", p)).set_display_name("embed news")
+    if for_cluster:
+        from kfp import kubernetes
+
+        kubernetes.use_secret_as_env(
+            embed, secret_name=SECRET_NAME, secret_key_to_env={SECRET_KEY: SECRET_ENV}, optional=True
+        )
+    graph = build_graph(dataset=dataset, **step_inputs("graph", p)).set_display_name("build KG")
+    towers = train_two_tower(
+        dataset=dataset,
+        embeddings=embed.outputs["embeddings"],
+        graph=graph.outputs["graph"],
+        **step_inputs("towers", p),
+    ).set_display_name("train two-tower + GNN")
+    ranker = train_ranker(dataset=dataset, towers=towers.outputs["run"], **step_inputs("ranker", p))
+    ranker.set_display_name("train ranker")
+    run = ranker.outputs["run"]
+    ev = evaluate(dataset=dataset, run=run, **step_inputs("evaluate", p)).set_display_name("evaluate")
+    index = build_index(dataset=dataset, run=run, **step_inputs("index", p))
+    index.set_display_name("build Milvus collection")
+    pub = publish_model(
+        run=run,
+        evaluation=ev.outputs["evaluation"],
+        embeddings=embed.outputs["embeddings"],
+        index_info=index.outputs["index_info"],
+        **step_inputs("publish", p),
+    ).set_display_name("publish to registry")
+    tasks = {"ingest": ingest, "embed": embed, "graph": graph, "towers": towers}
+    tasks.update({"ranker": ranker, "evaluate": ev, "index": index, "publish": pub})
+    return tasks
 
 
 COMPONENT_NAMES = (

@@ -26,6 +26,7 @@ _LIBRARY_COMMANDS: list[tuple[str, str, str | None]] = [
     ("newsrec.cli.data_cmd", "app", "data"),
     ("newsrec.cli.embed_cmd", "register", None),
     ("newsrec.cli.model_cmd", "register", None),
+    ("newsrec.cli.registry_cmd", "app", "registry"),
 ]
 
 
