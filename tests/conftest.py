@@ -35,24 +35,34 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     guard.check()
 
 
-# pytest-xdist (scripts/check-all.sh runs `-n 2 --dist loadgroup`): by default each test file
-# runs whole in one worker, so its module fixtures (stacks, servers) start once. A directory
-# here runs whole in one worker: its files share one session process (the embedded Milvus
-# server), or they are timing-sensitive fault scenarios that must not compete with each other.
+# pytest-xdist (scripts/check-all.sh runs `-n 2 --dist loadfile`): each test file runs whole
+# in one worker, so its module fixtures (stacks, servers) start once. A directory here runs
+# whole in one worker: its files share one session process (the embedded Milvus server), or
+# they are timing-sensitive fault scenarios that must not compete with each other.
 SAME_WORKER_DIRS = ("integration/milvus_server", "faults")
-TESTS = Path(__file__).resolve().parent
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not hasattr(config, "workerinput"):
-        return  # not an xdist worker
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue  # a test that names its own group
-        rel = item.path.resolve().relative_to(TESTS).as_posix()
-        group = next((d for d in SAME_WORKER_DIRS if rel.startswith(d + "/")), rel)
-        item.add_marker(pytest.mark.xdist_group(group))
+def _work_unit(nodeid: str) -> str:
+    """The xdist scheduling unit of a test: its directory if listed above, else its file."""
+    path = nodeid.split("::", 1)[0]
+    rel = path.removeprefix("tests/")
+    return next((d for d in SAME_WORKER_DIRS if rel.startswith(d + "/")), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """--dist loadfile, with the SAME_WORKER_DIRS as units. (Not xdist_group marks: xdist 3.8
+    sets the group through `item._nodeid`, which pytest 9 no longer reads, so marked tests
+    were spread over both workers: measured.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return Scheduling(config, log)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
