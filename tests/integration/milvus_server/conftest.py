@@ -31,39 +31,11 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusSe
 
 
 @pytest.fixture
-def server(milvus_server: MilvusServerProc) -> Iterator[MilvusServerProc]:
-    """The session server, started again if an earlier test left it stopped. The collections
-    the test created are released afterwards (not dropped): a restart reloads every loaded
-    collection before it serves, so the leftovers of earlier tests made each restart slower."""
+def server(milvus_server: MilvusServerProc) -> MilvusServerProc:
+    """The session server, started again if an earlier test left it stopped."""
     if not milvus_server.running:
         milvus_server.start()
-    before = _collections(milvus_server)
-    yield milvus_server
-    if milvus_server.running:
-        _release(milvus_server, _collections(milvus_server) - before)
-
-
-def _collections(proc: MilvusServerProc) -> set[str]:
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri=proc.uri, timeout=10)
-    try:
-        return set(client.list_collections())
-    finally:
-        client.close()
-
-
-def _release(proc: MilvusServerProc, names: set[str]) -> None:
-    from pymilvus import MilvusClient
-
-    from newsrec.index.milvus import META_COLLECTION
-
-    client = MilvusClient(uri=proc.uri, timeout=10)
-    try:
-        for name in sorted(names - {META_COLLECTION}):
-            client.release_collection(name, timeout=30)
-    finally:
-        client.close()
+    return milvus_server
 
 
 @pytest.fixture(scope="session")
