@@ -13,8 +13,11 @@ for check in scripts/check-protos.sh scripts/check-deploy.sh; do
 done
 
 echo "== pytest"
+# Two pytest-xdist workers: most of the suite waits on child processes, servers and sleeps,
+# so two overlap well on a 2-core box. loadfile keeps each test file (and each directory
+# named in tests/conftest.py SAME_WORKER_DIRS) in one worker. PYTEST_WORKERS=0: serial.
 set +e
-"$VENV/bin/pytest" -q tests
+"$VENV/bin/pytest" -q -n "${PYTEST_WORKERS:-2}" --dist loadfile tests
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then

@@ -1,9 +1,10 @@
 """Fault-suite fixtures: a tiny model trained once per session and published to a registry,
 the split-mode stack (one process per service, private Redis) per module, and the printed
-fault matrices (a terminal-summary hook, so they show without -s)."""
+fault matrices (tests/conftest.py prints them in the terminal summary, so they show without -s)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +14,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "services"))
 from fault_load import MATRICES  # noqa: E402
 from fault_stack import FaultStack, redis_available  # noqa: E402
-from svc_helpers import train_tiny  # noqa: E402
+from fixtures_run import summary_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def fault_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run directory (data/, serving/) of a really trained tiny model (1 epoch)."""
-    return train_tiny(tmp_path_factory.mktemp("fault_model"))
+def fault_model(tiny_run: Path) -> Path:
+    """A run directory (data/, serving/) of a really trained tiny model (1 epoch): the
+    session's shared one (tests/conftest.py), read-only."""
+    return tiny_run
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +70,12 @@ def fault_stack(fault_registry: Path, tmp_path_factory: pytest.TempPathFactory) 
         stack.stop()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for title, path in MATRICES:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Hand the matrices to the terminal summary (tests/conftest.py): MATRICES lives in the
+    process that ran the tests, which under pytest-xdist is a worker, not the printer."""
+    out = summary_dir(session.config)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    for i, (title, path) in enumerate(MATRICES):
         if path.exists():
-            terminalreporter.write_sep("=", title)
-            terminalreporter.write_line(path.read_text())
+            out.mkdir(exist_ok=True)
+            (out / f"{worker}-{i:03d}.md").write_text(f"{title}\n{path.read_text()}")

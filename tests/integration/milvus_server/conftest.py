@@ -18,8 +18,6 @@ from milvus_proc import MilvusServerProc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # svc_helpers
 
-from svc_helpers import train_tiny  # noqa: E402
-
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServerProc]:
@@ -41,5 +39,6 @@ def server(milvus_server: MilvusServerProc) -> MilvusServerProc:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("svc_model"))
+def trained_run(tiny_run: Path) -> Path:
+    """The session's shared trained tiny run (tests/conftest.py): read-only."""
+    return tiny_run

@@ -18,6 +18,7 @@ import grpc
 import pytest
 from milvus_proc import MilvusServerProc
 from svc_helpers import NEWSREC, REPO, free_port
+from svc_split import _serving as health_serving
 
 from newsrec.index import NewsRecord
 from newsrec.index.memory import MirroredIndex
@@ -178,11 +179,18 @@ def test_serve_cli_against_the_server(trained_run: Path, server: MilvusServerPro
     )
     try:
         deadline = time.monotonic() + 180
-        out = ""
+        # gRPC health first, in this process: every `recommend` below is a process start
+        while not health_serving(port):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "serve never reported SERVING"
+            time.sleep(0.1)
+        out, tries = "", 0
         while "Recommendations for" not in out:
             assert proc.poll() is None, proc.communicate()[1][-3000:]
             assert time.monotonic() < deadline, out
-            time.sleep(1)
+            if tries:
+                time.sleep(1)
+            tries += 1
             r = subprocess.run(
                 [
                     *NEWSREC,

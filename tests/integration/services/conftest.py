@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from svc_helpers import RedisProc, start_redis, train_tiny
+from svc_helpers import RedisProc, start_redis
 
 
 @pytest.fixture
@@ -18,5 +18,6 @@ def redis_proc() -> Iterator[RedisProc]:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("svc_model"))
+def trained_run(tiny_run: Path) -> Path:
+    """The session's shared trained tiny run (tests/conftest.py): read-only."""
+    return tiny_run

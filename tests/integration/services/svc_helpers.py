@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixtures_run import train_tiny  # noqa: F401  (moved there; imported from here by older callers)
 
 REPO = Path(__file__).resolve().parents[3]
 NEWSREC = [sys.executable, "-c", "from newsrec.cli import main; main()"]
@@ -59,31 +59,6 @@ def start_redis() -> RedisProc:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("redis-server did not start")
-
-
-def _run(args: list[str], env: dict[str, str]) -> None:
-    subprocess.run(args, check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
-
-
-def train_tiny(root: Path) -> Path:
-    """synthetic tiny data -> local text embeddings -> `newsrec train` for 1 epoch.
-
-    NEWSREC_TEST_RUN=DIR reuses an existing run directory (DIR/serving, DIR/data) to save time
-    when iterating locally; CI always trains."""
-    reuse = os.environ.get("NEWSREC_TEST_RUN")
-    if reuse:
-        return Path(reuse)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    synth = f"from newsrec.data.synth import generate; generate('tiny', 7, {str(root / 'data')!r})"
-    _run([sys.executable, "-c", synth], env)
-    news = ["--news", str(root / "data/train/news.tsv"), "--news", str(root / "data/dev/news.tsv")]
-    _run([*NEWSREC, "embed", *news, "--out", str(root / "emb"), "--quiet"], env)
-    _run(
-        [*NEWSREC, "train", "--data", str(root / "data"), "--out", str(root)]
-        + ["--embeddings", str(root / "emb"), "--epochs", "1", "--output-dim", "64", "--threads", "1"],
-        env,
-    )
-    return root
 
 
 def versioned_copy(serving: Path, dest: Path, version: str) -> Path:
