@@ -74,6 +74,7 @@ def train(
     from newsrec.train.distributed import distributed_from_env
 
     if nproc > 1:
+        _check_gpus(nproc)
         argv = torchrun_argv(ctx, nproc)
         os.execv(argv[0], argv)  # torchrun owns the processes from here on
     from newsrec.models.towers import ModelConfig
@@ -113,6 +114,17 @@ def train(
             raise _fail(exc) from None
     if world.is_main:  # the other ranks wrote nothing and have nothing to report
         _report(out, result, rank)
+
+
+def _check_gpus(nproc: int) -> None:
+    """With CUDA each rank needs a GPU of its own (nccl refuses two ranks on one)."""
+    import torch
+
+    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        _err.print(
+            f"[red]error:[/red] --nproc {nproc}: only {torch.cuda.device_count()} GPU(s) on this machine"
+        )
+        raise typer.Exit(2)
 
 
 def torchrun_argv(ctx: typer.Context, nproc: int) -> list[str]:
