@@ -16,7 +16,9 @@ app = typer.Typer(help="MIND-format data: synthetic generator and validation.", 
 @app.command()
 def synth(
     size: str = typer.Option(
-        "tiny", "--size", help="tiny (~2k impressions), small (MIND-small scale) or medium"
+        "tiny",
+        "--size",
+        help="tiny (~2k impressions), small (MIND-small scale), medium or large (MIND-large shape)",
     ),
     seed: int = typer.Option(7, "--seed", help="same seed, same bytes"),
     out: Path = typer.Option(..., "--out", help="output root; train/ and dev/ are written under it"),

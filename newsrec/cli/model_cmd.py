@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,6 +15,9 @@ from rich.table import Table
 
 from newsrec.cli.gate import gate
 from newsrec.errors import NewsrecError
+
+if TYPE_CHECKING:
+    from newsrec.train.config import RankerResult, TrainResult
 
 _err = Console(stderr=True)
 
@@ -34,6 +39,7 @@ def _threads(n: int | None) -> None:
 
 
 def train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="MIND-format dataset root (train/, dev/)")],
     out: Annotated[Path, typer.Option(help="run directory to write")],
     embeddings: Annotated[Path | None, typer.Option(help="text embedding directory (newsrec embed)")] = None,
@@ -55,42 +61,93 @@ def train(
     max_dev_impressions: Annotated[int | None, typer.Option(help="dev subsample for early stopping")] = 20000,
     ranker: Annotated[bool, typer.Option(help="also train the fusion ranker")] = True,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="training processes on this machine: execs torchrun (DistributedDataParallel, "
+            "gloo on CPU, nccl on GPU); --batch-size is per process",
+        ),
+    ] = 1,
 ) -> None:
     """Train the two towers (and the ranker); writes RUN/ with checkpoints, metrics and serving/."""
+    from newsrec.train.distributed import distributed_from_env
+
+    if nproc > 1:
+        _check_gpus(nproc)
+        argv = torchrun_argv(ctx, nproc)
+        os.execv(argv[0], argv)  # torchrun owns the processes from here on
     from newsrec.models.towers import ModelConfig
     from newsrec.train.config import RankerConfig, TrainConfig
     from newsrec.train.run import train_run
 
-    splits = gate("train", data, None if no_llm else embeddings)
-    _threads(threads)
-    try:
-        cfg = TrainConfig(
-            data=data,
-            embeddings=embeddings,
-            out=out,
-            kg=kg,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            temperature=temperature,
-            logq=logq,
-            seed=seed,
-            max_train_impressions=max_train_impressions,
-            max_dev_impressions=max_dev_impressions,
-            model=ModelConfig(
-                output_dim=output_dim,
-                fusion=fusion,  # type: ignore[arg-type]  # validated by pydantic
-                use_id=not no_id,
-                use_llm=not no_llm,
-                use_gnn=not no_gnn,
-                gnn_layers=gnn_layers,
-                max_history=max_history,
-            ),
+    with distributed_from_env() as world:
+        splits = gate("train", data, None if no_llm else embeddings)
+        _threads(threads)
+        try:
+            cfg = TrainConfig(
+                data=data,
+                embeddings=embeddings,
+                out=out,
+                kg=kg,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                temperature=temperature,
+                logq=logq,
+                seed=seed,
+                max_train_impressions=max_train_impressions,
+                max_dev_impressions=max_dev_impressions,
+                model=ModelConfig(
+                    output_dim=output_dim,
+                    fusion=fusion,  # type: ignore[arg-type]  # validated by pydantic
+                    use_id=not no_id,
+                    use_llm=not no_llm,
+                    use_gnn=not no_gnn,
+                    gnn_layers=gnn_layers,
+                    max_history=max_history,
+                ),
+            )
+            rcfg = RankerConfig(run=out, data=data, seed=seed) if ranker else None
+            result, rank = train_run(cfg, rcfg, splits=splits)  # the ranker reuses the gate's load
+        except (NewsrecError, ValidationError, ValueError) as exc:
+            raise _fail(exc) from None
+    if world.is_main:  # the other ranks wrote nothing and have nothing to report
+        _report(out, result, rank)
+
+
+def _check_gpus(nproc: int) -> None:
+    """With CUDA each rank needs a GPU of its own (nccl refuses two ranks on one)."""
+    import torch
+
+    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        _err.print(
+            f"[red]error:[/red] --nproc {nproc}: only {torch.cuda.device_count()} GPU(s) on this machine"
         )
-        rcfg = RankerConfig(run=out, data=data, seed=seed) if ranker else None
-        result, rank = train_run(cfg, rcfg, splits=splits)  # the ranker reuses the gate's load
-    except (NewsrecError, ValidationError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise typer.Exit(2)
+
+
+def torchrun_argv(ctx: typer.Context, nproc: int) -> list[str]:
+    """`python -m torch.distributed.run --standalone --nproc-per-node N -m newsrec.train`
+    with the current `train` command's options (all but --nproc). `--standalone` lets
+    torchrun pick a free rendezvous port on localhost."""
+    args: list[str] = []
+    for p in ctx.command.params:
+        if p.param_type_name != "option" or p.name == "nproc" or p.name not in ctx.params:
+            continue
+        value = ctx.params[str(p.name)]
+        if getattr(p, "is_flag", False):
+            if p.secondary_opts:
+                args.append(p.opts[0] if value else p.secondary_opts[0])
+            elif value:
+                args.append(p.opts[0])
+        elif value is not None:
+            args += [p.opts[0], str(value)]
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    return [*run, "-m", "newsrec.train", *args]
+
+
+def _report(out: Path, result: TrainResult, rank: RankerResult | None) -> None:
     table = Table(title=f"run {out}")
     table.add_column("epoch")
     table.add_column("loss")

@@ -69,6 +69,10 @@ SIZES: dict[str, SynthConfig] = {
     ),
     "small": SynthConfig(60_000, 50_000, 150_000, 70_000, 2, 20_000, 10, 12, 9),
     "medium": SynthConfig(150_000, 125_000, 375_000, 175_000, 2, 50_000, 10, 16, 10),
+    # MIND-large's shape: 1M users, 161k news, 2,232,748 train / 376,471 dev impressions.
+    # The log is streamed to disk an hour at a time (_SplitLog), so memory follows the
+    # catalogue and the users, not the log.
+    "large": SynthConfig(200_000, 1_000_000, 2_232_748, 376_471, 2, 300_000, 10, 20, 10),
 }
 
 # Click utility = topic + storyline + taste + appeal - age / FRESH_H + Gumbel noise.
@@ -115,11 +119,56 @@ class SynthSummary:
         return asdict(self)
 
 
-@dataclass
-class _Log:
-    """Rows of one split: (user, time, history string, ids, labels)."""
+Row = tuple[int, datetime, str, list[int], list[bool]]  # (user, time, history, ids, labels)
 
-    rows: list[tuple[int, datetime, str, list[int], list[bool]]] = field(default_factory=list)
+
+class _SplitLog:
+    """behaviors.tsv of one split, written an hour at a time (so memory does not grow
+    with the log), with what the summary and news.tsv need kept as it goes.
+
+    An hour's rows are sorted by time (stably) before they are written: every row of
+    an hour is later than every row of the hours before, so the file is the log sorted
+    by time, impression ids in that order, as if it had been sorted as a whole."""
+
+    def __init__(self, split_dir: Path, nid: list[str]) -> None:
+        split_dir.mkdir(parents=True, exist_ok=True)
+        self.dir = split_dir
+        self._fh = (split_dir / "behaviors.tsv").open("w", encoding="utf-8")
+        self._tok = ([f"{x}-0" for x in nid], [f"{x}-1" for x in nid])
+        self._pos = {x: i for i, x in enumerate(nid)}
+        # Histories whose articles are in `used`, for the current day: a history is a
+        # snapshot per user and day, so a day's set stays small; across days an article
+        # may be added twice, to a set.
+        self._seen_hist: set[str] = set()
+        self._day: object = None
+        self.used: set[int] = set()  # articles shown or in a history: news.tsv
+        self.users: dict[int, bool] = {}  # user -> their history is empty (last row)
+        self.clicked: set[int] = set()
+        self.impressions = 0
+        self.clicks = 0
+
+    def add_hour(self, rows: list[Row]) -> None:
+        rows.sort(key=lambda row: row[1])  # stable: equal times keep simulation order
+        if rows and rows[0][1].date() != self._day:
+            self._day = rows[0][1].date()
+            self._seen_hist.clear()
+        tok, lines = self._tok, []
+        for uid, t, hist, ids, labels in rows:
+            self.impressions += 1
+            self.used.update(ids)
+            self.clicks += sum(labels)
+            self.clicked.update(a for a, lab in zip(ids, labels, strict=True) if lab)
+            self.users[uid] = hist == ""
+            imps = " ".join([tok[lab][a] for a, lab in zip(ids, labels, strict=True)])
+            lines.append(f"{self.impressions}\tU{uid + 1}\t{format_time(t)}\t{hist}\t{imps}\n")
+            if hist and hist not in self._seen_hist:
+                self._seen_hist.add(hist)
+                self.used.update(self._pos[h] for h in hist.split(" "))
+        self._fh.write("".join(lines))
+
+    def close(self) -> None:
+        self._fh.close()
+        self._seen_hist.clear()
 
 
 def _diurnal() -> np.ndarray:
@@ -146,23 +195,26 @@ def generate(size: str, seed: int, out_dir: str | Path, progress: bool = False) 
         0,
     ).astype(np.int64)
     clicks = _archive_history(rng, n_hist, archive, w, len(V.TOPICS))
-    logs = {"train": _Log(), "dev": _Log()}
+    out = Path(out_dir)
+    logs = {name: _SplitLog(out / name, w.nid) for name in ("train", "dev")}
     days = range(-cfg.warmup_days, TRAIN_DAYS + 1)
     bar = progress_bar(total=len(days) * 24, desc=f"synth {size}", unit="h", enabled=progress)
-    for day in days:
-        _simulate_day(rng, cfg, w, day, clicks, logs, bar)
-    bar.close()
+    try:
+        for day in days:
+            _simulate_day(rng, cfg, w, day, clicks, logs, bar)
+    finally:
+        bar.close()
+        for log in logs.values():
+            log.close()
+    del clicks
 
-    out = Path(out_dir)
     summary = SynthSummary(size=size, seed=seed, out_dir=str(out))
     texts = _Texts(seed, cat, w)
-    train_news = _write_split(out / "train", logs["train"], cat, w, texts, summary, "train")
-    _write_split(out / "dev", logs["dev"], cat, w, texts, summary, "dev")
-    dev_clicked = {a for row in logs["dev"].rows for a, lab in zip(row[3], row[4], strict=True) if lab}
+    train_news = _write_split(logs["train"], cat, texts, summary, "train")
+    _write_split(logs["dev"], cat, texts, summary, "dev")
+    dev_clicked = logs["dev"].clicked
     summary.cold_start_share = round(len(dev_clicked - train_news) / max(1, len(dev_clicked)), 4)
-    dev_users: dict[int, bool] = {}
-    for uid, _, h, _, _ in logs["dev"].rows:
-        dev_users[uid] = h == ""
+    dev_users = logs["dev"].users
     summary.empty_history_share = round(sum(dev_users.values()) / max(1, len(dev_users)), 4)
     _write_truth(out / TRUTH_FILE, size, seed, cat, w)
     summary.seconds = round(time.perf_counter() - t0, 2)
@@ -264,7 +316,7 @@ def _simulate_day(
     w: _World,
     day: int,
     clicks: list[list[int]],
-    logs: dict[str, _Log],
+    logs: dict[str, _SplitLog],
     bar: Any,
 ) -> None:
     """One day of impressions; clicks join the histories at the end of the day."""
@@ -291,6 +343,7 @@ def _simulate_day(
         if shown is None:
             continue
         t_hour = START + timedelta(days=day, hours=hour)
+        rows: list[Row] = []
         for r, uid in enumerate(users[sel].tolist()):
             ids, labels = shown[r]
             day_clicks.append((uid, [a for a, lab in zip(ids, labels, strict=True) if lab]))
@@ -299,7 +352,9 @@ def _simulate_day(
                 if h is None:
                     h = hist_cache[uid] = " ".join([w.nid[a] for a in clicks[uid][-HISTORY_MAX:]])
                 when = t_hour + timedelta(seconds=int(secs[sel[r]]))
-                logs[split].rows.append((uid, when, h, ids, labels))
+                rows.append((uid, when, h, ids, labels))
+        if split is not None:
+            logs[split].add_hour(rows)
     for uid, ids in day_clicks:
         mine = clicks[uid]
         # A re-click of an article shown again does not repeat it in the history.
@@ -385,16 +440,10 @@ def _archive_history(
     g_col = np.minimum(np.arange(n_groups), n_cols - 1)
     wt = np.exp(W_APPEAL * w.appeal[archive])
     mass = np.bincount(group, weights=wt, minlength=n_groups)
-    with np.errstate(divide="ignore"):
-        logits = w.ta[:, g_topic] + w.ca[:, g_col] + np.log(mass)[None, :]
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    cum = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
-    cum[:, -1] = 1.0
     users = np.repeat(np.arange(nu), n_hist * ARCHIVE_OVERSAMPLE)
-    # Row offsets make all rows one sorted array, so one searchsorted samples every click.
-    flat = (cum + np.arange(nu)[:, None]).ravel()
-    g = np.searchsorted(flat, users + rng.random(users.size), side="right") - users * n_groups
-    g = np.minimum(g, n_groups - 1)
+    with np.errstate(divide="ignore"):  # a group without archive articles: log 0
+        log_mass = np.log(mass)
+    g = _draw_groups(w, users, users + rng.random(users.size), g_topic, g_col, log_mass)
     order = np.argsort(group, kind="stable")
     sorted_group = group[order]
     starts = np.searchsorted(sorted_group, np.arange(n_groups))
@@ -417,6 +466,34 @@ def _archive_history(
     for u in np.flatnonzero(n_hist).tolist():
         out[u] = art_l[bounds[u] : bounds[u + 1]]
     return out
+
+
+def _draw_groups(
+    w: _World,
+    users: np.ndarray,
+    keys: np.ndarray,
+    g_topic: np.ndarray,
+    g_col: np.ndarray,
+    log_mass: np.ndarray,
+) -> np.ndarray:
+    """The group of each proposal: `keys` = user + uniform, inverted through the user's
+    cumulative group distribution. Users go in blocks so the (block, groups) matrices
+    stay small at any number of users (the result is the same for any block size)."""
+    n_groups = log_mass.size
+    g = np.empty(users.size, dtype=np.int64)
+    block = max(1, (1 << 22) // n_groups)
+    bounds = np.searchsorted(users, np.arange(0, w.ta.shape[0] + block, block))  # users is sorted
+    for b, u0 in enumerate(range(0, w.ta.shape[0], block)):
+        u = np.arange(u0, min(u0 + block, w.ta.shape[0]))
+        logits = w.ta[u][:, g_topic] + w.ca[u][:, g_col] + log_mass[None, :]
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        cum = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+        cum[:, -1] = 1.0
+        # Row offsets make the rows one sorted array, so one searchsorted samples them all.
+        flat = (cum + u[:, None]).ravel()
+        lo, hi = bounds[b], bounds[b + 1]
+        g[lo:hi] = np.searchsorted(flat, keys[lo:hi], side="right") - (users[lo:hi] - u0) * n_groups
+    return np.minimum(g, n_groups - 1)
 
 
 def _taste_pick(
@@ -481,40 +558,23 @@ class _Texts:
 
 
 def _write_split(
-    split_dir: Path,
-    log: _Log,
+    log: _SplitLog,
     cat: Catalogue,
-    w: _World,
     texts: _Texts,
     summary: SynthSummary,
     name: str,
 ) -> set[int]:
-    """Write one split; returns the article indices in its news.tsv."""
-    split_dir.mkdir(parents=True, exist_ok=True)
-    log.rows.sort(key=lambda row: row[1])  # stable: equal times keep simulation order
-    beh_lines: list[str] = []
-    used: set[int] = set()
-    nid = w.nid
-    tok = ([f"{x}-0" for x in nid], [f"{x}-1" for x in nid])
-    pos = {x: i for i, x in enumerate(nid)}
-    seen_hist: set[str] = set()
-    n_clicks = 0
-    for iid, (uid, t, hist, ids, labels) in enumerate(log.rows, start=1):
-        used.update(ids)
-        n_clicks += sum(labels)
-        imps = " ".join([tok[lab][a] for a, lab in zip(ids, labels, strict=True)])
-        beh_lines.append(f"{iid}\tU{uid + 1}\t{format_time(t)}\t{hist}\t{imps}\n")
-        if hist and hist not in seen_hist:
-            seen_hist.add(hist)
-            used.update(pos[h] for h in hist.split(" "))
-    (split_dir / "behaviors.tsv").write_text("".join(beh_lines), encoding="utf-8")
-
+    """Write one split's news and entity files (its behaviors.tsv is written); returns
+    the article indices in its news.tsv."""
+    split_dir, used = log.dir, log.used
     arts = sorted(used)
-    news_lines = [texts.line(a) for a in arts]
     ent_used: dict[str, None] = {}
-    for a in arts:
-        ent_used.update(dict.fromkeys(texts.entities[a]))
-    (split_dir / "news.tsv").write_text("".join(news_lines), encoding="utf-8")
+    with (split_dir / "news.tsv").open("w", encoding="utf-8") as fh:
+        for lo in range(0, len(arts), 10_000):  # bounded buffers at any catalogue size
+            chunk = arts[lo : lo + 10_000]
+            fh.write("".join([texts.line(a) for a in chunk]))
+            for a in chunk:
+                ent_used.update(dict.fromkeys(texts.entities[a]))
 
     by_qid = {e.wikidata_id: i for i, e in enumerate(cat.entities)}
     vec_lines = [
@@ -524,10 +584,10 @@ def _write_split(
     rel_lines = [_vec_line(r, v) for r, v in zip(cat.relation_ids, cat.relation_vectors, strict=True)]
     (split_dir / "relation_embedding.vec").write_text("".join(rel_lines), encoding="utf-8")
 
-    summary.news[name] = len(news_lines)
-    summary.users[name] = len({row[0] for row in log.rows})
-    summary.impressions[name] = len(log.rows)
-    summary.clicks[name] = n_clicks
+    summary.news[name] = len(arts)
+    summary.users[name] = len(log.users)
+    summary.impressions[name] = log.impressions
+    summary.clicks[name] = log.clicks
     summary.entities[name] = len(vec_lines)
     return used
 

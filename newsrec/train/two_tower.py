@@ -7,26 +7,40 @@ import dataclasses
 import json
 import random
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from newsrec.atomic import StagedDir
 from newsrec.data.types import Impression
 from newsrec.eval.metrics import auc
 from newsrec.models.export import export_serving, seal_serving
 from newsrec.models.features import NewsFeatures
+from newsrec.models.towers import ModelConfig
 from newsrec.models.two_tower import FeatureTensors, TwoTower, all_news_vectors, user_vectors
 from newsrec.progress import progress_bar
 from newsrec.train.config import TrainConfig, TrainResult
-from newsrec.train.data import ImpressionArrays, make_samples, sample_negatives, to_arrays
+from newsrec.train.data import ImpressionArrays, Samples, make_samples, sample_negatives, to_arrays
+from newsrec.train.distributed import (
+    Gather,
+    World,
+    broadcast_float,
+    broadcast_json,
+    current_world,
+    mean_over_ranks,
+    split_sizes,
+)
 from newsrec.train.gates import calibrate_gates
 from newsrec.train.logging import MetricsLogger
-from newsrec.train.prepare import Inputs, load_inputs, split_impressions
+from newsrec.train.prepare import ImpressionSplits, Inputs, load_inputs, split_impressions
 
 
 def ids_seen_in(feats: NewsFeatures, impressions: list[Impression]) -> NewsFeatures:
@@ -76,8 +90,14 @@ def info_nce(
     neg: torch.Tensor,
     log_q: torch.Tensor | None,
     temperature: float,
+    gather: Gather | None = None,
 ) -> torch.Tensor:
-    """Loss of one batch. Each article in the batch is encoded once (unique rows)."""
+    """Loss of one batch. Each article in the batch is encoded once (unique rows).
+
+    With `gather` (training on several processes) the batch is this rank's slice of the
+    global batch: the in-batch negatives are every rank's positives (their vectors
+    gathered with the gradient), and the loss is scaled so that the ranks' mean, which
+    DDP's gradient averaging takes, is the mean over the global batch."""
     b, h = hist.shape
     rows = torch.cat([hist.reshape(-1), pos, neg.reshape(-1)])
     uniq, inv = torch.unique(rows, return_inverse=True)
@@ -87,16 +107,23 @@ def info_nce(
     pv = allv[b * h : b * h + b]
     nv = allv[b * h + b :].reshape(b, neg.shape[1], -1)
     u = model.encode_users(hv, hist > 0)
-    in_batch = (u @ pv.T) / temperature
+    all_pos, all_pv, first = pos, pv, 0
+    if gather is not None:
+        all_pos, all_pv, first = gather.ids(pos), gather.rows(pv), gather.offset
+    in_batch = (u @ all_pv.T) / temperature
     if log_q is not None:
-        in_batch = in_batch - log_q[pos].unsqueeze(0)
+        in_batch = in_batch - log_q[all_pos].unsqueeze(0)
+    own = torch.arange(b, device=pos.device) + first  # the column of each sample's positive
     # Another sample with the same positive article is not a negative.
-    same = (pos.unsqueeze(0) == pos.unsqueeze(1)) & ~torch.eye(b, dtype=torch.bool, device=pos.device)
+    same = pos.unsqueeze(1) == all_pos.unsqueeze(0)
+    same[torch.arange(b, device=pos.device), own] = False
     in_batch = in_batch.masked_fill(same, -1e4)
     shown = torch.einsum("bd,bkd->bk", u, nv) / temperature
     shown = shown.masked_fill(neg == 0, -1e4)
     logits = torch.cat([in_batch, shown], dim=1).float()
-    return F.cross_entropy(logits, torch.arange(b, device=pos.device))
+    if gather is None:
+        return F.cross_entropy(logits, own)
+    return F.cross_entropy(logits, own, reduction="sum") * (gather.world.size / gather.total)
 
 
 # What a run consists of: replaced as a whole by a new run. Anything else in the run
@@ -121,9 +148,13 @@ def train_two_tower(
 
     The run is written into a hidden sibling of `config.out` and swapped into place when
     complete, so a killed run leaves the previous one intact. With `workdir` (a caller's
-    staging dir, see `newsrec.train.run`), it is written there and not committed."""
-    if workdir is not None:
-        return _train_into(config, inputs, workdir)
+    staging dir, see `newsrec.train.run`), it is written there and not committed.
+
+    On several processes (torchrun, `newsrec.train.distributed`) only rank 0 writes; the
+    other ranks train their shards and return the same result without touching disk."""
+    world = current_world()
+    if workdir is not None or not world.is_main:
+        return _train_into(config, inputs, workdir if world.is_main else None)
     with StagedDir(config.out, owned=RUN_FILES) as stage:
         result = _train_into(config, inputs, stage.path)
         seal_serving(stage.path / "serving")
@@ -131,21 +162,74 @@ def train_two_tower(
     return result
 
 
+@dataclass
+class _Prepared:
+    """Everything a run derives from its inputs before the first step."""
+
+    inputs: Inputs
+    feats: NewsFeatures
+    mcfg: ModelConfig
+    parts: ImpressionSplits
+    train: ImpressionArrays
+    dev: ImpressionArrays
+    samples: Samples
+
+
+@dataclass
+class _Fit:
+    """The trained towers (holding the best epoch's weights) and their history."""
+
+    model: TwoTower
+    ft: FeatureTensors
+    best_auc: float
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, float]]
+
+
 def _train_into(
-    config: TrainConfig, inputs: Inputs | None, run: Path, shut: dict[str, Any] | None = None
+    config: TrainConfig, inputs: Inputs | None, run: Path | None, shut: dict[str, Any] | None = None
 ) -> TrainResult:
-    """The training run itself, written into `run` (named as `config.out`).
+    """The training run itself, written into `run` (named as `config.out`; None: a
+    rank other than 0, which writes nothing).
 
     When the held-out gate calibration shuts a content modality off (scale 0), the
     towers are trained again without it (`shut` records why, into the artifact's
     `gate_calibration`): a model fitted with a modality and then deprived of it is
     worse than one fitted without it, and "off" must mean "as good as the model
     without that modality"."""
-
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    device = _device(config.device, current_world())
+    prep = _prepare(config, inputs)
+    if run is not None:
+        _write_header(run, config, prep)
+    fit = _fit(config, prep, device, run)
+    gates = _calibrate(config, fit, prep)
+    off = [m for m, v in gates.get("scales", {}).items() if v == 0.0]
+    if off and config.retrain_without_shut:
+        shut = {
+            **(shut or {}),
+            **{m: {k: gates[k] for k in ("auc", "auc_unscaled", "impressions")} for m in off},
+        }
+        sub = prep.mcfg.model_copy(update={f"use_{m}": False for m in off})
+        return _train_into(config.model_copy(update={"model": sub}), prep.inputs, run, shut)
+    if shut:
+        gates = {**gates, "shut": shut}
+    return _finish(config, prep, fit, gates, run)
+
+
+def _device(name: str, world: World) -> torch.device:
+    """The training device; on several GPU processes, this rank's own GPU."""
+    device = resolve_device(name)
+    if world.distributed and device.type == "cuda":
+        return torch.device("cuda", world.local_rank)
+    return device
+
+
+def _prepare(config: TrainConfig, inputs: Inputs | None) -> _Prepared:
+    """Load (unless given) the inputs, split the impressions, build the arrays."""
     mcfg = config.model
     if inputs is None:
         if mcfg.use_llm and config.embeddings is None:
@@ -163,120 +247,199 @@ def _train_into(
     feats = ids_seen_in(feats, parts.train)
     train_arr = to_arrays(parts.train, feats, mcfg.max_history)
     dev_arr = to_arrays(parts.dev, feats, mcfg.max_history)
-    samples = make_samples(train_arr)
-    final = Path(config.out)  # names and paths in the outputs are those of the committed run
-    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run / "config.json").write_text(config.model_copy(update={"model": mcfg}).model_dump_json(indent=2))
-    (run / "ranker_holdout.json").write_text(json.dumps([imp.impression_id for imp in parts.holdout]))
+    return _Prepared(inputs, feats, mcfg, parts, train_arr, dev_arr, make_samples(train_arr))
 
-    model = TwoTower(mcfg, inputs.graph if mcfg.use_gnn else None).to(device)
-    ft = FeatureTensors(feats, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    log_q = None
-    if config.logq:
-        counts = np.bincount(samples.pos, minlength=len(feats.ids)).astype(np.float64) + 1.0
-        log_q = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32)).to(device)
-    rng = np.random.default_rng(config.seed)
-    logger = MetricsLogger(run)
-    best_auc, best_epoch, stale, history = -1.0, 0, 0, []
-    hist_t = torch.from_numpy(train_arr.hist)
-    epoch = 0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        perm = rng.permutation(len(samples.imp))
-        losses = []
+
+def _write_header(run: Path, config: TrainConfig, prep: _Prepared) -> None:
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(config.model_copy(update={"model": prep.mcfg}).model_dump_json(indent=2))
+    (run / "ranker_holdout.json").write_text(json.dumps([imp.impression_id for imp in prep.parts.holdout]))
+
+
+class _BatchLoss(nn.Module):
+    """`info_nce` as a module, so DistributedDataParallel (which synchronises the
+    gradients of what its wrapped module's forward computes) can wrap it."""
+
+    def __init__(self, model: TwoTower, ft: FeatureTensors, log_q: torch.Tensor | None, temperature: float):
+        super().__init__()
+        self.model, self.ft, self.log_q, self.temperature = model, ft, log_q, temperature
+
+    def forward(
+        self, hist: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, gather: Gather | None
+    ) -> torch.Tensor:
+        return info_nce(self.model, self.ft, hist, pos, neg, self.log_q, self.temperature, gather)
+
+
+class _Loop:
+    """The optimisation state of one run: towers, optimiser, the batch loss (wrapped in
+    DDP on several processes) and the sampling stream."""
+
+    def __init__(self, config: TrainConfig, prep: _Prepared, device: torch.device, world: World) -> None:
+        self.config, self.prep, self.device, self.world = config, prep, device, world
+        graph = prep.inputs.graph if prep.mcfg.use_gnn else None
+        self.model = TwoTower(prep.mcfg, graph).to(device)
+        self.ft = FeatureTensors(prep.feats, device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.use_amp = device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        log_q = None
+        if config.logq:
+            # Click shares over the whole train set: every rank holds all samples, so the
+            # correction is the same global one on each rank.
+            counts = np.bincount(prep.samples.pos, minlength=len(prep.feats.ids)).astype(np.float64) + 1.0
+            log_q = torch.from_numpy(np.log(counts / counts.sum()).astype(np.float32)).to(device)
+        loss = _BatchLoss(self.model, self.ft, log_q, config.temperature)
+        self.loss: nn.Module = loss
+        if world.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            # The graph's sparse adjacency is built identically on every rank from the
+            # same data; DDP cannot broadcast sparse tensors, and need not.
+            sparse = [n for n, b in loss.named_buffers() if b.is_sparse]
+            DDP._set_params_and_buffers_to_ignore_for_model(loss, sparse)
+            self.loss = DDP(loss, device_ids=ids)
+            # A (1, D) gate parameter gets its gradient with a (1, 1) stride from an
+            # einsum: the same memory layout for a size-1 dim, which DDP warns about.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            # Dropout masks of their own per rank (the weights are already equal everywhere).
+            torch.manual_seed(config.seed + 1_000_003 * world.rank)
+        self.rng = np.random.default_rng(config.seed)
+        self.hist_t = torch.from_numpy(prep.train.hist)
+        # Global batch: per-rank batch x world size; the ranks share the seeded epoch
+        # permutation and each takes its own slice of every global batch.
+        self.global_batch = config.batch_size * world.size
+
+    def epoch(self, epoch: int) -> tuple[list[float], int]:
+        """One pass over the train samples; (per-step losses of this rank, samples)."""
+        self.model.train()
+        perm = self.rng.permutation(len(self.prep.samples.imp))
+        losses: list[float] = []
         bar = progress_bar(
-            range(0, len(perm), config.batch_size),
+            range(0, len(perm), self.global_batch),
             desc=f"epoch {epoch}",
-            enabled=config.progress,
+            enabled=self.config.progress and self.world.is_main,
             leave=False,
         )
-        t0 = time.perf_counter()
         for s in bar:
-            idx = perm[s : s + config.batch_size]
-            if len(idx) < 2:
+            idx = perm[s : s + self.global_batch]
+            if len(idx) < max(2, self.world.size):  # every rank needs a sample
                 continue
-            imps = samples.imp[idx]
-            neg = sample_negatives(samples, imps, max(config.negatives, 1), rng)
-            if config.negatives == 0:
-                neg[:] = 0
-            amp = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-            with amp:
-                loss = info_nce(
-                    model,
-                    ft,
-                    hist_t[imps].to(device),
-                    torch.from_numpy(samples.pos[idx]).to(device),
-                    torch.from_numpy(neg).to(device),
-                    log_q,
-                    config.temperature,
-                )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            losses.append(float(loss.detach()))
+            losses.append(self.step(idx))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        return losses, len(perm)
+
+    def step(self, idx: np.ndarray) -> float:
+        """One optimiser step on the global batch `idx`; this rank computes its slice."""
+        cfg, samples = self.config, self.prep.samples
+        imps = samples.imp[idx]
+        # Drawn for the whole global batch on every rank: the ranks' streams stay equal.
+        neg = sample_negatives(samples, imps, max(cfg.negatives, 1), self.rng)
+        if cfg.negatives == 0:
+            neg[:] = 0
+        gather, mine = None, slice(0, len(idx))
+        if self.world.distributed:
+            gather = Gather(self.world, split_sizes(len(idx), self.world.size))
+            mine = slice(gather.offset, gather.offset + gather.sizes[self.world.rank])
+        amp = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else contextlib.nullcontext()
+        with amp:
+            loss = self.loss(
+                self.hist_t[imps[mine]].to(self.device),
+                torch.from_numpy(samples.pos[idx[mine]]).to(self.device),
+                torch.from_numpy(neg[mine]).to(self.device),
+                gather,
+            )
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return float(loss.detach())
+
+
+def _fit(config: TrainConfig, prep: _Prepared, device: torch.device, run: Path | None) -> _Fit:
+    """Epochs until `patience` epochs without dev-AUC gain; the towers end at the best
+    epoch's weights. Rank 0 evaluates, logs and checkpoints; the others follow its AUC."""
+    world = current_world()
+    loop = _Loop(config, prep, device, world)
+    logger = MetricsLogger(run) if run is not None else None
+    best_auc, best_epoch, stale, history = -1.0, 0, 0, []
+    best_state: dict[str, torch.Tensor] = {}
+    epoch = 0
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        losses, n_samples = loop.epoch(epoch)
         train_secs = time.perf_counter() - t0
-        auc_dev = dev_auc(model, ft, dev_arr)
+        losses = mean_over_ranks(losses, world)  # the global batches' losses
+        auc_dev = dev_auc(loop.model, loop.ft, prep.dev) if world.is_main else 0.0
+        auc_dev = broadcast_float(auc_dev, world)
         row = {
             "epoch": epoch,
             "loss": float(np.mean(losses)) if losses else float("nan"),
             "dev_auc": auc_dev,
             "train_seconds": train_secs,
-            "samples_per_second": len(perm) / max(train_secs, 1e-9),
-            "impressions_per_second": len(train_arr) / max(train_secs, 1e-9),
+            "samples_per_second": n_samples / max(train_secs, 1e-9),
+            "impressions_per_second": len(prep.train) / max(train_secs, 1e-9),
         }
         history.append(row)
-        logger.log(row)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(run / "checkpoints" / "last.safetensors"))
+        state = {k: v.detach().cpu().contiguous() for k, v in loop.model.state_dict().items()}
+        if logger is not None and run is not None:
+            logger.log(row)
+            save_file(state, str(run / "checkpoints" / "last.safetensors"))
         if auc_dev > best_auc:
             best_auc, best_epoch, stale = auc_dev, epoch, 0
-            save_file(state, str(run / "checkpoints" / "best.safetensors"))
+            best_state = {k: v.clone() for k, v in state.items()}
+            if run is not None:
+                save_file(state, str(run / "checkpoints" / "best.safetensors"))
         else:
             stale += 1
             if stale >= config.patience:
                 break
-    logger.close()
-    model.load_state_dict(load_file(str(run / "checkpoints" / "best.safetensors")))
-    gates: dict[str, Any] = (
-        calibrate_gates(model, ft, to_arrays(parts.holdout, feats, mcfg.max_history))
-        if config.calibrate_gates
-        else {"skipped": "calibrate_gates off"}
-    )
-    off = [m for m, v in gates.get("scales", {}).items() if v == 0.0]
-    if off and config.retrain_without_shut:
-        shut = {
-            **(shut or {}),
-            **{m: {k: gates[k] for k in ("auc", "auc_unscaled", "impressions")} for m in off},
-        }
-        sub = mcfg.model_copy(update={f"use_{m}": False for m in off})
-        return _train_into(config.model_copy(update={"model": sub}), inputs, run, shut)
-    if shut:
-        gates = {**gates, "shut": shut}
-    model = model.cpu()
-    version = config.model_version or f"{final.name}-e{best_epoch}"
-    serving = export_serving(
-        model,
-        feats,
-        inputs.graph,
-        run / "serving",
-        version,
-        extra={"dev_auc_dot": best_auc, "dev_split": parts.dev_name, "gate_calibration": gates},
-    )
+    if logger is not None:
+        logger.close()
+    loop.model.load_state_dict(best_state)
+    return _Fit(loop.model, loop.ft, best_auc, best_epoch, epoch, history)
+
+
+def _calibrate(config: TrainConfig, fit: _Fit, prep: _Prepared) -> dict[str, Any]:
+    """The gate calibration on the ranker holdout; rank 0 runs it, every rank gets it."""
+    if not config.calibrate_gates:
+        return {"skipped": "calibrate_gates off"}
+    world = current_world()
+    gates = None
+    if world.is_main:
+        gates = calibrate_gates(
+            fit.model, fit.ft, to_arrays(prep.parts.holdout, prep.feats, prep.mcfg.max_history)
+        )
+    return dict(broadcast_json(gates, world))
+
+
+def _finish(
+    config: TrainConfig, prep: _Prepared, fit: _Fit, gates: dict[str, Any], run: Path | None
+) -> TrainResult:
+    """Export the serving artifact and the result (rank 0); every rank returns the result."""
+    final = Path(config.out)  # names and paths in the outputs are those of the committed run
+    serving = final / "serving"
+    if run is not None:
+        model = fit.model.cpu()
+        version = config.model_version or f"{final.name}-e{fit.best_epoch}"
+        written = export_serving(
+            model,
+            prep.feats,
+            prep.inputs.graph,
+            run / "serving",
+            version,
+            extra={"dev_auc_dot": fit.best_auc, "dev_split": prep.parts.dev_name, "gate_calibration": gates},
+        )
+        serving = final / written.relative_to(run)
     result = TrainResult(
         run_dir=final,
-        serving_dir=final / serving.relative_to(run),
-        best_epoch=best_epoch,
-        best_dev_auc=best_auc,
-        epochs_run=epoch,
-        history=history,
-        impressions_per_second=float(np.median([h["impressions_per_second"] for h in history])),
+        serving_dir=serving,
+        best_epoch=fit.best_epoch,
+        best_dev_auc=fit.best_auc,
+        epochs_run=fit.epochs_run,
+        history=fit.history,
+        impressions_per_second=float(np.median([h["impressions_per_second"] for h in fit.history])),
     )
-    (run / "train_result.json").write_text(result.model_dump_json(indent=2))
+    if run is not None:
+        (run / "train_result.json").write_text(result.model_dump_json(indent=2))
     return result
