@@ -7,6 +7,9 @@
   in train: histories + clicked candidates) with the history's.
 - `cooc_mf`: truncated SVD of the same co-click matrix, the user folded in as the mean
   of the history's factors (a matrix-factorisation baseline without training).
+- `als`: implicit-feedback ALS (Hu, Koren & Volinsky 2008) trained on the same users and
+  clicks, the impression's user folded in from the history by the exact least-squares
+  solve (`newsrec.models.als`; what "ALS with the history folded in" means in CF papers).
 - `text_knn`: mean cosine of the raw text embeddings, history vs candidate (when the
   artifact carries them).
 
@@ -23,11 +26,12 @@ from typing import Protocol
 import numpy as np
 
 from newsrec.data.types import Impression
+from newsrec.models.als import ALSModel, ALSParams, build_als
 from newsrec.models.cooc import CoClick, build_coclick, click_events, decayed_clicks
 from newsrec.models.ranker import text_knn
 
 MF_FACTORS = 64
-BASELINES = ("popularity", "recency_popularity", "item_knn", "cooc_mf", "text_knn")
+BASELINES = ("popularity", "recency_popularity", "item_knn", "cooc_mf", "als", "text_knn")
 
 
 class _Enc(Protocol):
@@ -47,6 +51,7 @@ class BaselineData:
     click_times: np.ndarray
     coclick: CoClick
     text: np.ndarray | None
+    als: ALSModel | None = None
 
 
 def build_baselines(
@@ -58,7 +63,9 @@ def build_baselines(
 ) -> BaselineData:
     rows, times = click_events(train, row_of)
     pop = np.bincount(rows, minlength=n_items)[:n_items].astype(np.float32)
-    return BaselineData(pop, rows, times, build_coclick(train, row_of, n_items, MF_FACTORS, seed), text)
+    cooc = build_coclick(train, row_of, n_items, MF_FACTORS, seed)
+    als = build_als(train, row_of, n_items, ALSParams(seed=seed))
+    return BaselineData(pop, rows, times, cooc, text, als)
 
 
 def _masked(values: np.ndarray, cands: np.ndarray) -> np.ndarray:
@@ -68,7 +75,8 @@ def _masked(values: np.ndarray, cands: np.ndarray) -> np.ndarray:
 
 def baseline_scores(data: BaselineData, enc: Sequence[_Enc]) -> dict[str, list[np.ndarray]]:
     """Scores per impression of every baseline (text_knn only with text vectors)."""
-    out: dict[str, list[np.ndarray]] = {name: [] for name in BASELINES if name != "text_knn"}
+    skip = {"text_knn"} | ({"als"} if data.als is None else set())
+    out: dict[str, list[np.ndarray]] = {name: [] for name in BASELINES if name not in skip}
     lens = np.array([len(e.cands) for e in enc], dtype=np.int64)
     q_rows = np.concatenate([e.cands for e in enc]) if enc else np.zeros(0, np.int64)
     q_times = np.repeat([e.time for e in enc], lens) if enc else np.zeros(0)
@@ -81,6 +89,8 @@ def baseline_scores(data: BaselineData, enc: Sequence[_Enc]) -> dict[str, list[n
         out["recency_popularity"].append(rec[bounds[i] : bounds[i + 1]])
         out["item_knn"].append(data.coclick.knn_mean(e.hist, e.cands).astype(np.float64))
         out["cooc_mf"].append(data.coclick.mf_scores(e.hist, e.cands).astype(np.float64))
+        if data.als is not None:
+            out["als"].append(data.als.scores(e.hist, e.cands).astype(np.float64))
     if data.text is not None:
         out["text_knn"] = [text_knn(data.text, e.hist, e.cands)[0].astype(np.float64) for e in enc]
     return out

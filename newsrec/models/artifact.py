@@ -25,6 +25,7 @@ from newsrec.atomic import is_sealed, verify
 from newsrec.data.types import NewsArticle
 from newsrec.errors import DataError, InvalidInput
 from newsrec.linalg import matmul
+from newsrec.models.als import ALSModel
 from newsrec.models.cooc import CoClick, RecencyState
 from newsrec.models.ranker import FEATURES, NewsTable, extend_table, numpy_mlp, ranker_features
 from newsrec.models.towers import ModelConfig, NewsTower
@@ -32,6 +33,7 @@ from newsrec.models.towers import ModelConfig, NewsTower
 TEXT_VECTORS = "text_vectors.npy"
 COCLICK = "coclick.safetensors"
 RECENCY = "recency.safetensors"
+ALS = "als.safetensors"
 REQUIRED = ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json")
 SERVING_KIND = "serving"
 
@@ -268,14 +270,17 @@ class ArtifactModel:
 
 
 def _collaborative_arrays(d: Path) -> dict[str, Any]:
-    """Optional ranker inputs: raw text vectors (export), co-click model and recency state
-    (written by train_ranker); artifacts without them serve those features as zeros."""
+    """Optional ranker inputs: raw text vectors (export), co-click model, ALS model and
+    recency state (written by train_ranker); artifacts without them serve those features
+    as zeros."""
     out: dict[str, Any] = {}
     if (d / TEXT_VECTORS).is_file():
         # float16 on disk; float32 in memory (numpy's float16 products are ~10x slower)
         out["text"] = np.load(d / TEXT_VECTORS, allow_pickle=False).astype(np.float32)
     if (d / COCLICK).is_file():
         out["coclick"] = CoClick.load(d / COCLICK)
+    if (d / ALS).is_file():
+        out["als"] = ALSModel.load(d / ALS)
     if (d / RECENCY).is_file():
         r = load_file(str(d / RECENCY))
         out["recency"] = RecencyState(r["value"], float(r["ref"][0]), float(r["tau"][0]))

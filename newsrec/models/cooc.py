@@ -155,15 +155,11 @@ def _entries(indptr: np.ndarray, rows: np.ndarray, ok: np.ndarray) -> tuple[np.n
     return pos.astype(np.int64), owner
 
 
-def build_coclick(
-    impressions: Iterable[Impression],
-    row_of: Callable[[str], int | None],
-    n_items: int,
-    factors: int = 0,
-    seed: int = 0,
-) -> CoClick:
-    """Co-click matrix from `impressions` only: each user's longest history (MIND repeats
-    one per user) plus every clicked candidate. `factors` > 0 adds a rank-`factors` SVD."""
+def interaction_counts(
+    impressions: Iterable[Impression], row_of: Callable[[str], int | None], n_items: int
+) -> sp.csr_matrix:
+    """(users, n_items) click counts: each user's longest history once plus every clicked
+    candidate. The users and clicks of both the co-click model and ALS."""
     users: dict[str, int] = {}
     hist: dict[int, list[str]] = {}
     items: list[int] = []
@@ -182,10 +178,24 @@ def build_coclick(
                 items.append(r)
                 cols.append(u)
     m = sp.csr_matrix(
-        (np.ones(len(items), np.float32), (np.array(items, np.int64), np.array(cols, np.int64))),
-        shape=(n_items, max(len(users), 1)),
+        (np.ones(len(items), np.float32), (np.array(cols, np.int64), np.array(items, np.int64))),
+        shape=(max(len(users), 1), n_items),
     )
-    m.data[:] = 1.0  # repeated clicks of one user count once (duplicates were summed)
+    m.sum_duplicates()
+    return m
+
+
+def build_coclick(
+    impressions: Iterable[Impression],
+    row_of: Callable[[str], int | None],
+    n_items: int,
+    factors: int = 0,
+    seed: int = 0,
+) -> CoClick:
+    """Co-click matrix from `impressions` only: each user's longest history (MIND repeats
+    one per user) plus every clicked candidate. `factors` > 0 adds a rank-`factors` SVD."""
+    m = sp.csr_matrix(interaction_counts(impressions, row_of, n_items).T, dtype=np.float32)
+    m.data[:] = 1.0  # repeated clicks of one user count once
     norms = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())
     m = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ m, dtype=np.float32)
     return CoClick(m, _svd_factors(m, factors, seed) if factors > 0 else None)

@@ -6,7 +6,8 @@ News and user vectors are unit length, so `dot` is also the cosine.
 
 Collaborative features come from the table's optional co-click model (item-kNN mean,
 the factorisation score and its max over the history, `newsrec.models.cooc`), its
-recency state (clicks decayed to the request time) and the raw text vectors (text-kNN
+implicit-feedback ALS model (the user folded in from the history, `newsrec.models.als`),
+its recency state (clicks decayed to the request time) and the raw text vectors (text-kNN
 mean/max). `rank_*` features
 are the candidate's percentile within its own impression: the ranker compares
 candidates of one list, and a score's scale differs between users.
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from newsrec.linalg import matmul
+from newsrec.models.als import ALSModel
 from newsrec.models.cooc import CoClick, RecencyState
 
 FEATURES = (
@@ -39,6 +41,7 @@ FEATURES = (
     "knn_mean",  # mean co-click cosine with the history (item-kNN)
     "mf",  # factorisation of the co-click matrix, user folded in from the history
     "mf_max",  # closest history article in the factor space
+    "als",  # implicit-feedback ALS: user folded in from the history, dot with the candidate
     "text_mean",  # raw text-embedding cosine with the history (text-kNN), mean / max
     "text_max",
     "log_recency_pop",  # log(1 + clicks decayed by age at request time)
@@ -48,6 +51,7 @@ FEATURES = (
     "rank_text",
     "rank_popularity",
     "rank_recency",
+    "rank_als",
 )
 # feature -> the feature whose within-impression percentile it is
 RANKED = {
@@ -57,6 +61,7 @@ RANKED = {
     "rank_text": "text_mean",
     "rank_popularity": "log_popularity",
     "rank_recency": "log_recency_pop",
+    "rank_als": "als",
 }
 
 
@@ -73,6 +78,7 @@ class NewsTable:
     text: np.ndarray | None = None  # (N, d) unit raw text vectors (float16 in the artifact)
     coclick: CoClick | None = None
     recency: RecencyState | None = None
+    als: ALSModel | None = None
 
 
 def extend_table(
@@ -193,11 +199,13 @@ _COL = {name: i for i, name in enumerate(FEATURES)}
 def _collaborative(
     table: NewsTable, hist_rows: np.ndarray, cand_rows: np.ndarray, now: float | None, f: np.ndarray
 ) -> None:
-    """Fill the co-click, text-kNN, recency and within-impression rank columns of `f`."""
+    """Fill the co-click, ALS, text-kNN, recency and within-impression rank columns of `f`."""
     if table.coclick is not None:
         f[:, _COL["knn_mean"]] = table.coclick.knn_mean(hist_rows, cand_rows)
         f[:, _COL["mf"]] = table.coclick.mf_scores(hist_rows, cand_rows)
         f[:, _COL["mf_max"]] = table.coclick.mf_max(hist_rows, cand_rows)
+    if table.als is not None:
+        f[:, _COL["als"]] = table.als.scores(hist_rows, cand_rows)
     if table.text is not None and len(hist_rows):
         f[:, _COL["text_mean"]], f[:, _COL["text_max"]] = text_knn(table.text, hist_rows, cand_rows)
     if table.recency is not None:

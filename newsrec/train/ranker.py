@@ -1,11 +1,12 @@
 """Train the fusion ranker on the held-out latest train impressions.
 
 The towers never trained on those impressions, so the `dot` feature has the same
-distribution there as on new traffic; popularity, cold flags, the co-click model and the
-recency state are those known from the impressions before the holdout, as they would be
-for new traffic (no label of a holdout impression reaches its own features). Serving gets
-the same state built from every labeled train impression. A random slice of the holdout
-impressions early-stops the training (best epoch by mean AUC).
+distribution there as on new traffic; popularity, cold flags, the co-click model, the
+ALS article factors and the recency state are those known from the impressions before
+the holdout, as they would be for new traffic (no label of a holdout impression reaches
+its own features). Serving gets the same state built from every labeled train
+impression. A random slice of the holdout impressions early-stops the training (best
+epoch by mean AUC).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from newsrec.atomic import StagedDir, pause_point, write_text_atomic
 from newsrec.data import load_dataset
 from newsrec.data.types import Impression, MindSplit
 from newsrec.eval.metrics import auc
-from newsrec.models.artifact import COCLICK, RECENCY, ArtifactModel, load_serving
+from newsrec.models.als import ALSModel, ALSParams, build_als
+from newsrec.models.artifact import ALS, COCLICK, RECENCY, ArtifactModel, load_serving
 from newsrec.models.cooc import CoClick, RecencyState, build_coclick, click_events
 from newsrec.models.export import seal_serving
 from newsrec.models.ranker import FEATURES, NewsTable, RankerMLP, ranker_features
@@ -77,7 +79,7 @@ def as_of(model: ArtifactModel, past: Sequence[Impression]) -> tuple[np.ndarray,
 
 def table_as_of(model: ArtifactModel, past: Sequence[Impression], seed: int = 0) -> NewsTable:
     """The serving table with everything learned from impressions (click counts, seen
-    flags, co-click model, recency state) rebuilt from `past` only."""
+    flags, co-click model, ALS article factors, recency state) rebuilt from `past` only."""
     clicks, seen = as_of(model, past)
     n = len(clicks)
     rows, times = click_events(past, model.row)
@@ -87,6 +89,7 @@ def table_as_of(model: ArtifactModel, past: Sequence[Impression], seed: int = 0)
         known=seen,
         coclick=build_coclick(past, model.row, n, MF_FACTORS, seed),
         recency=RecencyState.build(rows, times, n),
+        als=build_als(past, model.row, n, ALSParams(seed=seed)),
     )
 
 
@@ -102,19 +105,21 @@ def feature_matrix(
     return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
 
 
-def serving_state(
-    model: ArtifactModel, train: Sequence[Impression], seed: int
-) -> tuple[CoClick, RecencyState]:
-    """Co-click model and recency state of every labeled train impression: what serving
-    computes the ranker's collaborative features from."""
+Collab = tuple[CoClick, RecencyState, ALSModel]
+
+
+def serving_state(model: ArtifactModel, train: Sequence[Impression], seed: int) -> Collab:
+    """Co-click model, recency state and ALS model of every labeled train impression: what
+    serving computes the ranker's collaborative features from."""
     n = len(model.news_ids())
     cooc = build_coclick(train, model.row, n, MF_FACTORS, seed)
     rows, times = click_events(train, model.row)
-    return cooc, RecencyState.build(rows, times, n)
+    return cooc, RecencyState.build(rows, times, n), build_als(train, model.row, n, ALSParams(seed=seed))
 
 
-def _save_serving_state(directory: Path, cooc: CoClick, rec: RecencyState) -> None:
+def _save_serving_state(directory: Path, cooc: CoClick, rec: RecencyState, als: ALSModel) -> None:
     cooc.save(directory / COCLICK)
+    als.save(directory / ALS)
     save_file(
         {
             "value": torch.from_numpy(rec.value),
@@ -224,7 +229,7 @@ def train_ranker(
     # Serving state from every labeled train impression (the dev tail excluded when the
     # dataset has no dev split): the same data the evaluation's baselines see.
     everything = split_impressions(splits, None, 0.0, None, tcfg.seed).train
-    cooc, rec = serving_state(model, everything, config.seed)
+    cooc, rec, als = serving_state(model, everything, config.seed)
     meta = {
         "features": list(FEATURES),
         "hidden": config.hidden,
@@ -232,8 +237,8 @@ def train_ranker(
         "best_epoch": best_epoch,
         "valid_auc": None if valid_auc != valid_auc else valid_auc,
     }
-    save_ranker(serving_dir, state, meta, (cooc, rec), in_place=workdir is not None)
-    model.table.coclick, model.table.recency = cooc, rec
+    save_ranker(serving_dir, state, meta, (cooc, rec, als), in_place=workdir is not None)
+    model.table.coclick, model.table.recency, model.table.als = cooc, rec, als
     model.ranker = {k: v.numpy() for k, v in state.items()}
     dot_scores = [model.table.vectors[np.maximum(e.cands, 0)] @ e.user for e in enc_dev]
     rank_scores = [model.score_rows(e.user, e.hist, e.cands, e.time) for e in enc_dev]
@@ -252,7 +257,7 @@ def save_ranker(
     serving_dir: Path,
     state: dict[str, torch.Tensor],
     meta: dict[str, Any],
-    collab: tuple[CoClick, RecencyState],
+    collab: Collab,
     in_place: bool,
 ) -> None:
     """Add the ranker to a serving dir and reseal it. Outside a run's own staging dir the
@@ -271,7 +276,7 @@ def _write_ranker(
     directory: Path,
     state: dict[str, torch.Tensor],
     meta: dict[str, Any],
-    collab: tuple[CoClick, RecencyState],
+    collab: Collab,
 ) -> None:
     save_file(state, str(directory / "ranker.safetensors"))
     _save_serving_state(directory, *collab)

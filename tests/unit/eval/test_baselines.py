@@ -46,8 +46,9 @@ def test_baseline_scores_are_known() -> None:
     assert s["recency_popularity"][1].tolist() == [0.0, 0.0]  # before every click
     assert s["item_knn"][0] == pytest.approx([0.5, 1 / np.sqrt(2), 0, 0])
     assert s["item_knn"][1].tolist() == [0.0, 0.0]  # empty history
+    assert s["als"][1].tolist() == [0.0, 0.0] and s["als"][0][3] == 0.0  # no history; D never clicked
     assert s["text_knn"][0] == pytest.approx([0.6, 0, 0, 0], abs=1e-3)
-    assert set(s) == {"popularity", "recency_popularity", "item_knn", "cooc_mf", "text_knn"}
+    assert set(s) == {"popularity", "recency_popularity", "item_knn", "cooc_mf", "als", "text_knn"}
 
 
 def test_paired_diff_and_best_baseline() -> None:

@@ -71,3 +71,21 @@ def test_entity_overlap_matches_set_membership_on_a_random_table() -> None:
         own = [e for e in ent[row] if e >= 0] if row >= 0 else []
         want = sum(e in hist_ents for e in own) / max(len(own), 1)
         assert f[i, F["entity_overlap"]] == pytest.approx(want)
+
+
+def test_als_feature_is_the_folded_in_user_score() -> None:
+    from dataclasses import replace
+
+    from newsrec.models.als import ALSModel
+
+    rng = np.random.default_rng(0)
+    als = ALSModel(rng.standard_normal((4, 3)).astype(np.float32), alpha=2.0, regularization=0.5)
+    t = replace(table(), als=als)
+    hist, cands = np.array([0, 2]), np.array([1, 3, -1])
+    f = ranker_features(t, np.ones(4, np.float32), hist, cands, None)
+    want = als.scores(hist, cands)
+    assert f[:, F["als"]] == pytest.approx(want) and want[2] == 0.0 and want[:2].any()
+    assert sorted(f[:, F["rank_als"]].tolist()) == [0.0, 0.5, 1.0]
+    # without the model (older artifacts), or without a history: zeros
+    assert not ranker_features(table(), np.ones(4, np.float32), hist, cands, None)[:, F["als"]].any()
+    assert not ranker_features(t, np.ones(4, np.float32), hist[:0], cands, None)[:, F["als"]].any()

@@ -80,7 +80,7 @@ def test_run_layout_and_checkpoint_round_trip(run: Path, toy: tuple[Path, Path])
     serving = run / "serving"
     for name in ("config.json", "towers.safetensors", "news_ids.json", "news_vectors.npy", "news_meta.json",
                  "popularity.npy", "entity_ids.json", "entity_vectors.npy", "modality_weights.npy",
-                 "ranker.safetensors", "coclick.safetensors", "recency.safetensors",
+                 "ranker.safetensors", "coclick.safetensors", "recency.safetensors", "als.safetensors",
                  "text_vectors.npy"):  # fmt: skip
         assert (serving / name).is_file(), name
     assert not list(serving.glob("*.pkl"))
@@ -178,7 +178,7 @@ def test_ranker_serving_features_equal_training_features(run: Path, toy: tuple[P
 
     model = load_serving(run / "serving")
     t = model.table
-    assert t.coclick is not None and t.recency is not None and t.text is not None
+    assert t.coclick is not None and t.recency is not None and t.text is not None and t.als is not None
     splits = load_dataset(toy[0])
     everything = split_impressions(splits, None, 0.0, None, 0).train
     enc = list(encode_impressions(model, splits["dev"].impressions[:40]))
@@ -187,7 +187,7 @@ def test_ranker_serving_features_equal_training_features(run: Path, toy: tuple[P
     x_serve = np.concatenate([ranker_features(t, e.user, e.hist, e.cands, e.time) for e in enc])
     assert np.allclose(x_train, x_serve, atol=1e-4)
     col = {n: i for i, n in enumerate(FEATURES)}
-    for name in ("knn_mean", "mf", "mf_max", "text_max", "log_recency_pop", "rank_knn"):
+    for name in ("knn_mean", "mf", "mf_max", "als", "rank_als", "text_max", "log_recency_pop", "rank_knn"):
         assert x_serve[:, col[name]].std() > 0, name
     e = enc[0]
     assert model.ranker is not None
