@@ -275,26 +275,33 @@ class MilvusIndex:
     def _ensure_meta(self) -> None:
         if self._meta_ready:
             return
+        self._ensure_keyed(META_COLLECTION, 512, {"value": 8192})
+        self._meta_ready = True
+
+    def _ensure_keyed(self, name: str, key_len: int, fields: dict[str, int]) -> None:
+        """A Strong, loaded collection of rows by a VARCHAR `key` with VARCHAR `fields`
+        (name -> max length), created once; Milvus requires one vector field, so each has a
+        2-d dummy vector under a FLAT index."""
         from pymilvus import DataType
 
         c = self.client
-        if not self._call("has_collection", META_COLLECTION):
+        if not self._call("has_collection", name):
             schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=512)
-            schema.add_field("value", DataType.VARCHAR, max_length=8192)
-            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
+            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=key_len)
+            for field, length in fields.items():
+                schema.add_field(field, DataType.VARCHAR, max_length=length)
+            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
             params = c.prepare_index_params()
             params.add_index(field_name="v", index_type="FLAT", metric_type="L2")
             self._call(
                 "create_collection",
-                META_COLLECTION,
+                name,
                 schema=schema,
                 index_params=params,
                 consistency_level="Strong",
                 slow=True,
             )
-        self._call("load_collection", META_COLLECTION, slow=True)
-        self._meta_ready = True
+        self._call("load_collection", name, slow=True)
 
     def _meta_get(self, key: str) -> str | None:
         self._ensure_meta()
@@ -316,27 +323,11 @@ class MilvusIndex:
         Milvus as the vectors, so they are as durable as the vectors and reach every replica."""
         if self._articles_ready:
             return
-        from pymilvus import DataType
-
-        c = self.client
-        if not self._call("has_collection", ARTICLES_COLLECTION):
-            schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=2 * _STR_LEN + 1)
-            schema.add_field("alias", DataType.VARCHAR, max_length=_STR_LEN)
-            for name in ("title", "abstract", "entities", "value"):
-                schema.add_field(name, DataType.VARCHAR, max_length=MAX_FIELD_BYTES)
-            schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
-            params = c.prepare_index_params()
-            params.add_index(field_name="v", index_type="FLAT", metric_type="L2")
-            self._call(
-                "create_collection",
-                ARTICLES_COLLECTION,
-                schema=schema,
-                index_params=params,
-                consistency_level="Strong",
-                slow=True,
-            )
-        self._call("load_collection", ARTICLES_COLLECTION, slow=True)
+        fields = {
+            "alias": _STR_LEN,
+            **dict.fromkeys(("title", "abstract", "entities", "value"), MAX_FIELD_BYTES),
+        }
+        self._ensure_keyed(ARTICLES_COLLECTION, 2 * _STR_LEN + 1, fields)
         self._articles_ready = True
 
     def put_articles(self, alias: str, articles: Sequence[StoredArticle]) -> None:
