@@ -32,7 +32,7 @@ demo: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check newsrec
+	$(VENV)/bin/ruff format --check newsrec services components pipelines tests bench scripts
 	$(VENV)/bin/mypy newsrec services components pipelines
 	$(VENV)/bin/lint-imports --no-cache
 

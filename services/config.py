@@ -125,6 +125,8 @@ class ReconnectConfig(_Strict):
                 f" max_backoff_ms ({self.max_backoff_ms})"
             )
         return self
+
+
 class FeedbackConfig(_Strict):
     """The feedback loop of the gateway (docs/serving.md, "Feedback"): what it served, kept
     under a request id, and the impressions and clicks sent back, appended to a Redis
