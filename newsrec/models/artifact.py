@@ -27,7 +27,7 @@ from newsrec.errors import DataError, InvalidInput
 from newsrec.linalg import matmul
 from newsrec.models.als import ALSModel
 from newsrec.models.cooc import CoClick, RecencyState
-from newsrec.models.ranker import FEATURES, NewsTable, extend_table, numpy_mlp, ranker_features
+from newsrec.models.ranker import FEATURES, NewsTable, extend_table, numpy_mlp, ranker_features, unit_rows
 from newsrec.models.towers import ModelConfig, NewsTower
 
 TEXT_VECTORS = "text_vectors.npy"
@@ -197,7 +197,7 @@ class ArtifactModel:
                 and row < len(t.text)
                 and text.shape[1] == t.text.shape[1]
             ):
-                t.text[row] = text[0] / max(float(np.linalg.norm(text[0])), 1e-12)
+                t.text[row] = unit_rows(text)[0]
             self._titles[row], self._subcategories[row] = article.title, article.subcategory
             return
         extend_table(t, vec, np.array([cat]), ents[None, :], np.array([fs]), text)

@@ -99,8 +99,7 @@ def extend_table(
     if table.text is not None and len(table.text) == len(table.vectors):
         rows = np.zeros((n, table.text.shape[1]), np.float32)
         if text is not None and text.shape == rows.shape:
-            norms = np.linalg.norm(text, axis=1, keepdims=True)
-            rows = (text / np.maximum(norms, 1e-12)).astype(np.float32)
+            rows = unit_rows(text)
         table.text = _append(table.text, rows)
     table.vectors = _append(table.vectors, vectors)
     table.category = _append(table.category, category)
@@ -108,6 +107,13 @@ def extend_table(
     table.popularity = _append(table.popularity, np.zeros(n, np.float32))
     table.first_seen = _append(table.first_seen, first_seen)
     table.known = _append(table.known, np.zeros(n, bool))
+
+
+def unit_rows(text: np.ndarray) -> np.ndarray:
+    """Rows of `text` scaled to unit length (zero rows stay zero), float32: the table's
+    raw text vectors are unit, so text-kNN is a dot product."""
+    norms = np.linalg.norm(text, axis=-1, keepdims=True)
+    return (text / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _append(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
