@@ -147,14 +147,16 @@ def test_time_budget_gives_504(local_provider: object) -> None:
 
 
 def test_small_request_is_not_blocked_by_a_big_one(local_provider: object) -> None:
-    limits = ServerLimits(chunk_texts=8)  # 12 chunks (the default size): the small one waits for one at most
+    # 24 chunks: the small one waits for one at most. (With 12 the big one took 2.6 s, and
+    # a small answer at 0.90 s under a parallel test worker missed the third by 0.02 s.)
+    limits = ServerLimits(chunk_texts=8)
     server, port = start_embedding_server(local_provider, model_name=M, limits=limits)  # type: ignore[arg-type]
     try:
         big: dict[str, float] = {}
 
         def run_big() -> None:
             t0 = time.monotonic()
-            _client(port).embeddings.create(model=M, input=_texts(96, 300), encoding_format="float")
+            _client(port).embeddings.create(model=M, input=_texts(192, 300), encoding_format="float")
             big["took"], big["end"] = time.monotonic() - t0, time.monotonic()
 
         thread = threading.Thread(target=run_big)
